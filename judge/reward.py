@@ -20,6 +20,7 @@ from typing import Any, Literal
 
 import numpy as np
 
+from helpsteer.chat_format import render, token_ids
 from helpsteer.conversation import Message
 
 Side = Literal["left", "right"]
@@ -123,15 +124,8 @@ class RewardJudge:
     # ----------------------------------------------------------- encoding
 
     def encode(self, conversation: Sequence[Message]) -> list[int]:
-        """Token ids of the conversation through the chat template, truncated."""
-        messages = [{"role": m["role"], "content": m["content"]} for m in conversation]
-        if getattr(self.tokenizer, "chat_template", None):
-            ids = self.tokenizer.apply_chat_template(messages, tokenize=True)
-            if isinstance(ids, Mapping) or hasattr(ids, "input_ids"):
-                ids = ids["input_ids"]
-        else:
-            text = "\n".join(f"{m['role']}: {m['content']}" for m in messages)
-            ids = self.tokenizer(text)["input_ids"]
+        """Token ids of the conversation, exactly as `trainers` encodes it, truncated."""
+        ids = token_ids(self.tokenizer, [render(self.tokenizer, conversation)])[0]
         ids = list(ids)
         if len(ids) > self.max_length:
             ids = (

@@ -17,6 +17,7 @@ from typing import Any
 
 from helpsteer.attributes import ATTRIBUTES, LIKERT_MAX, LIKERT_MIN, MISSING_LABEL
 from helpsteer.attributes import NEMO_ALIGNER_SLOTS as SLOTS
+from helpsteer.chat_format import render, token_ids
 from helpsteer.conversation import flat_to_messages
 
 Conversation = list[dict[str, str]] | str
@@ -287,12 +288,6 @@ def to_samples(rows: Rows, bt: bool, attributes: list[str]) -> Samples:
 
 # --- tokenizing ------------------------------------------------------------------------
 
-FALLBACK_CHAT_TEMPLATE = (
-    "{% for m in messages %}{{ m['role'] | capitalize }}: {{ m['content'] }}"
-    "{% if not loop.last %}\n{% endif %}{% endfor %}"
-)
-"""For tokenizers without a chat template (encoders): plain `Role: content` lines."""
-
 
 @dataclass
 class Encoded:
@@ -310,22 +305,13 @@ class Encoded:
         return len(self.ids) // self.per_sample
 
 
-def render(tokenizer, seq: Conversation) -> str:
-    if isinstance(seq, str):
-        return seq
-    return tokenizer.apply_chat_template(seq, tokenize=False)
-
-
 def encode(tokenizer, samples: list[Sample], max_length: int, side: str) -> Encoded:
     """Render with the chat template, tokenize in one batch, truncate on `side`."""
     texts = [render(tokenizer, s) for sample in samples for s in sample.seqs]
     per_sample = len(samples[0].seqs) if samples else 1
     if not texts:
         return Encoded([], per_sample, 0)
-    bos = tokenizer.bos_token
-    # Templates that write the BOS themselves must not get a second one from the tokenizer.
-    add_special = not (bos and texts[0].startswith(bos))
-    ids = tokenizer(texts, add_special_tokens=add_special, truncation=False)["input_ids"]
+    ids = token_ids(tokenizer, texts)
     truncated = 0
     out = []
     for seq in ids:

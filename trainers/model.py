@@ -8,8 +8,8 @@ import torch
 from torch import nn
 
 from helpsteer.attributes import NEMOTRON_340B_REWARD_WEIGHTS
+from helpsteer.chat_format import FALLBACK_CHAT_TEMPLATE
 from trainers.config import TrainConfig
-from trainers.data import FALLBACK_CHAT_TEMPLATE
 
 NEW_PAD_TOKEN = "<|reward_pad|>"
 
