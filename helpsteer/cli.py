@@ -1,7 +1,8 @@
 """The `hs` command: core commands plus every package's sub-commands.
 
 Packages plug in through the `helpsteer.commands` entry-point group (name -> a
-`typer.Typer`), so this module assembles them without importing them by name.
+`typer.Typer` for a command group, or a plain function for a single top-level command
+such as `hs report`), so this module assembles them without importing them by name.
 """
 
 from __future__ import annotations
@@ -37,7 +38,9 @@ def _add_plugins() -> None:
         except ImportError as exc:  # an optional extra that is not installed
             print(f"hs: sub-command {ep.name!r} unavailable: {exc}", file=sys.stderr)
             continue
-        if sub.registered_commands or sub.registered_groups:
+        if not isinstance(sub, typer.Typer):
+            app.command(ep.name)(sub)
+        elif sub.registered_commands or sub.registered_groups:
             app.add_typer(sub, name=ep.name)
 
 

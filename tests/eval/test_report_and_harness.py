@@ -42,9 +42,10 @@ def results_dir(tmp_path_factory):
     return root
 
 
-def test_report_markdown_and_html(results_dir, tmp_path):
+@pytest.mark.parametrize("command", [["eval", "report"], ["report"]])
+def test_report_markdown_and_html(results_dir, tmp_path, command):
     out = tmp_path / "report"
-    result = runner.invoke(app, ["eval", "report", str(results_dir), "--out", str(out)])
+    result = runner.invoke(app, [*command, str(results_dir), "--out", str(out)])
     assert result.exit_code == 0, result.output
     md = (out / "leaderboard.md").read_text()
     assert "## RewardBench" in md and "## AEGIS content safety" in md
