@@ -55,7 +55,7 @@ class LLMPairwiseSpec(_Spec):
     prompt: str = "pairwise"
     prompts_file: str | None = Field(None, description="FastChat judge_prompts.jsonl.")
     multi_turn_prompt: str | None = None
-    policy: Literal["discard", "tie"] = "tie"
+    policy: Literal["discard", "tie", "probability"] = "tie"
     sampling: SamplingConfig = Field(default_factory=SamplingConfig)
 
 

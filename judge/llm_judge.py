@@ -39,8 +39,11 @@ from judge.pairwise import (
     shown,
 )
 from judge.parsing import (
+    ChoiceProbabilities,
     PairVerdict,
     Strength,
+    choice_probabilities,
+    expected_rating,
     parse_attribute_ratings,
     parse_pair_verdict,
     parse_rating,
@@ -50,6 +53,10 @@ from judge.prompts import JudgePrompt, PromptError, helpsteer2_schema, load_buil
 
 VerdictFormat = Literal["[[A]]", "strength"]
 TRUNCATED = "\n[... truncated]"
+LOGPROB_FORMAT = "logprob:"
+TOP_LOGPROBS = 20
+LOGPROB_MAX_TOKENS = 3
+"""Positions searched for the verdict token (a small model may open with a space or `[[`)."""
 
 
 class JudgeError(ValueError):
@@ -91,6 +98,43 @@ class SamplingConfig(BaseModel):
         if limit is None or len(text) <= limit:
             return text
         return text[:limit] + TRUNCATED
+
+
+def logprob_choices(prompt: JudgePrompt) -> tuple[str, ...] | None:
+    """The choices of a `logprob:A,B` prompt; None for a prompt whose reply is parsed."""
+    fmt = prompt.output_format
+    if not fmt.startswith(LOGPROB_FORMAT):
+        return None
+    choices = tuple(c.strip() for c in fmt[len(LOGPROB_FORMAT) :].split(",") if c.strip())
+    if len(choices) < 2:
+        raise JudgeError(f"prompt {prompt.name!r}: {fmt!r} needs two or more choices")
+    return choices
+
+
+def logprob_request(request: ChatRequest) -> ChatRequest:
+    """A request for a few greedy tokens with their top candidates' log-probabilities."""
+    update = {
+        "logprobs": True,
+        "top_logprobs": TOP_LOGPROBS,
+        "max_tokens": LOGPROB_MAX_TOKENS,
+        "temperature": 0.0,
+    }
+    return request.model_copy(update=update)
+
+
+def read_choices(done: Completion, choices: tuple[str, ...]) -> ChoiceProbabilities:
+    """Choice probabilities of a completion; the reply's own words when the backend sent no
+    log-probabilities (then the first word naming a choice gets probability 1)."""
+    if done.error is not None:
+        return ChoiceProbabilities(None, None, f"LLM error: {done.error}")
+    if done.logprobs and done.logprobs[0]:
+        positions = [
+            [(c.token, c.logprob) for c in token.top_logprobs] or [(token.token, token.logprob)]
+            for token in done.logprobs[0]
+        ]
+    else:
+        positions = [[(word, 0.0)] for word in done.text.split()]
+    return choice_probabilities(positions, choices)
 
 
 # ------------------------------------------------------------------ template fields
@@ -185,6 +229,8 @@ class PairJudgment:
     justification_ba: str = ""
     errors: tuple[str, ...] = ()
     """LLM call errors (after retries), if any."""
+    prob_a: float | None = None
+    """Only with a `logprob:A,B` prompt: mean over both orders of P(A is better)."""
 
     @property
     def first_order(self) -> Order:
@@ -208,6 +254,7 @@ class PairJudgment:
             "winner": o.winner,
             "reason": o.reason,
             "strength": None if self.strength is None else self.strength.strength,
+            "prob_a": self.prob_a,
             "raw_ab": self.raw_ab,
             "raw_ba": self.raw_ba,
         }
@@ -251,11 +298,9 @@ class PairwiseJudge:
         multi_turn_prompt: JudgePrompt | None = None,
         reference_prompt: JudgePrompt | None = None,
     ):
-        if prompt.output_format not in ("[[A]]", "strength"):
-            raise JudgeError(
-                f"prompt {prompt.name!r} has output format {prompt.output_format!r}; a "
-                "pairwise judge needs '[[A]]' or 'strength'"
-            )
+        for p in (prompt, multi_turn_prompt, reference_prompt):
+            if p is not None:
+                _check_pairwise_prompt(p, policy)
         self.client = client
         self.prompt = prompt
         self.policy = policy
@@ -285,7 +330,10 @@ class PairwiseJudge:
             values = fields_for_answers(
                 item.conversation, {"_a": first, "_b": second}, item.reference
             )
-            out.append((order, self.sampling.request(render(prompt, values))))
+            request = self.sampling.request(render(prompt, values))
+            if logprob_choices(prompt):
+                request = logprob_request(request)
+            out.append((order, request))
         return out
 
     def judge(self, items: Sequence[PairItem], reporter: Any = None) -> list[PairJudgment]:
@@ -301,6 +349,8 @@ class PairwiseJudge:
     def _combine(self, item: PairItem, first: Order, done: dict[str, Completion]) -> PairJudgment:
         ab, ba = done["AB"], done["BA"]
         errors = tuple(f"{o}: {c.error}" for o, c in done.items() if c.error is not None)
+        if logprob_choices(self.prompt_for(item)):
+            return self._combine_probabilities(item, first, ab, ba, errors)
         if not self.strength_scale:
             outcome = combine(
                 _verdict(ab, parse_pair_verdict),
@@ -322,6 +372,47 @@ class PairwiseJudge:
             relabel(s_ba.justification, "BA"),
             errors,
         )
+
+    def _combine_probabilities(self, item, first, ab, ba, errors) -> PairJudgment:
+        shown_ab, shown_ba = read_choices(ab, ("A", "B")), read_choices(ba, ("A", "B"))
+        prob_a = None
+        if shown_ab.ok and shown_ba.ok:
+            # In the (B, A) order the pair's A was shown second.
+            prob_a = (shown_ab.probs["A"] + shown_ba.probs["B"]) / 2  # type: ignore[index]
+        outcome = combine(
+            _probability_verdict(shown_ab, ab),
+            _probability_verdict(shown_ba, ba),
+            self.policy,
+            first,
+            prob_a,
+        )
+        return PairJudgment(
+            item.item_id, outcome, None, ab.text, ba.text, errors=errors, prob_a=prob_a
+        )
+
+
+def _check_pairwise_prompt(prompt: JudgePrompt, policy: str) -> None:
+    choices = logprob_choices(prompt)
+    if choices is None and prompt.output_format not in ("[[A]]", "strength"):
+        raise JudgeError(
+            f"prompt {prompt.name!r} has output format {prompt.output_format!r}; a "
+            "pairwise judge needs '[[A]]', 'strength' or 'logprob:A,B'"
+        )
+    if choices is not None and tuple(c.upper() for c in choices) != ("A", "B"):
+        raise JudgeError(f"prompt {prompt.name!r}: a pairwise logprob prompt needs 'logprob:A,B'")
+    if policy == "probability" and choices is None:
+        raise JudgeError(
+            f"policy 'probability' needs a 'logprob:A,B' prompt (e.g. the built-in "
+            f"'pairwise-logprob'); {prompt.name!r} gives {prompt.output_format!r} verdicts"
+        )
+
+
+def _probability_verdict(shown: ChoiceProbabilities, done: Completion) -> PairVerdict:
+    if not shown.ok:
+        return PairVerdict(None, done.text, shown.reason)
+    a, b = shown.probs["A"], shown.probs["B"]  # type: ignore[index]
+    winner = "A" if a > b else "B" if b > a else "tie"
+    return PairVerdict(winner, done.text, f"P(A) {a:.3f} at token {shown.position}")
 
 
 def _verdict(done: Completion, parse) -> PairVerdict:
@@ -371,11 +462,9 @@ class SingleJudge:
         low: float = 1,
         high: float = 10,
     ):
-        if prompt.output_format != "[[rating]]":
-            raise JudgeError(
-                f"prompt {prompt.name!r} has output format {prompt.output_format!r}; a "
-                "single-answer judge needs '[[rating]]'"
-            )
+        for p in (prompt, multi_turn_prompt, reference_prompt):
+            if p is not None:
+                _check_single_prompt(p)
         self.client = client
         self.prompt = prompt
         self.sampling = sampling or SamplingConfig()
@@ -395,23 +484,43 @@ class SingleJudge:
         values = fields_for_answers(
             item.conversation, {"": self.sampling.cut(item.answer)}, item.reference
         )
-        return self.sampling.request(render(self.prompt_for(item), values))
+        prompt = self.prompt_for(item)
+        request = self.sampling.request(render(prompt, values))
+        return logprob_request(request) if logprob_choices(prompt) else request
 
     def judge(self, items: Sequence[SingleItem], reporter: Any = None) -> list[SingleJudgment]:
         requests = [self.request(item) for item in items]
         done = self.client.complete_batch(requests, reporter=reporter) if requests else []
-        out = []
-        for item, completion in zip(items, done, strict=True):
-            if completion.error is not None:
-                out.append(
-                    SingleJudgment(
-                        item.item_id, None, completion.text, f"LLM error: {completion.error}"
-                    )
-                )
-                continue
-            rating = parse_rating(completion.text, self.low, self.high)
-            out.append(SingleJudgment(item.item_id, rating.score, completion.text, rating.reason))
-        return out
+        return [self._score(item, completion) for item, completion in zip(items, done, strict=True)]
+
+    def _score(self, item: SingleItem, done: Completion) -> SingleJudgment:
+        if done.error is not None:
+            return SingleJudgment(item.item_id, None, done.text, f"LLM error: {done.error}")
+        choices = logprob_choices(self.prompt_for(item))
+        if choices is not None:
+            probs = read_choices(done, choices)
+            if not probs.ok:
+                return SingleJudgment(item.item_id, None, done.text, probs.reason)
+            score = expected_rating(probs.probs)  # type: ignore[arg-type]
+            return SingleJudgment(item.item_id, score, done.text, probs.reason)
+        rating = parse_rating(done.text, self.low, self.high)
+        return SingleJudgment(item.item_id, rating.score, done.text, rating.reason)
+
+
+def _check_single_prompt(prompt: JudgePrompt) -> None:
+    choices = logprob_choices(prompt)
+    if choices is None:
+        if prompt.output_format != "[[rating]]":
+            raise JudgeError(
+                f"prompt {prompt.name!r} has output format {prompt.output_format!r}; a "
+                "single-answer judge needs '[[rating]]' or 'logprob:<digits>'"
+            )
+        return
+    if not all(c.isdigit() for c in choices):
+        raise JudgeError(
+            f"prompt {prompt.name!r}: a single-answer logprob prompt needs numeric choices "
+            f"(e.g. 'logprob:0,1,2,3,4'), not {prompt.output_format!r}"
+        )
 
 
 # ------------------------------------------------------------------ HelpSteer2 attributes

@@ -9,6 +9,8 @@ A and B.
 Policies for two verdicts that disagree:
 - "discard" (Nemotron-4 340B report): the pair gets no label.
 - "tie" (MT-Bench / FastChat): the pair counts as a tie.
+- "probability" (judges that read verdict-token log-probabilities, as AlpacaEval's
+  weighted annotators do): the mean over both orders of P(A is better) decides.
 """
 
 from __future__ import annotations
@@ -21,8 +23,8 @@ from judge.parsing import PairVerdict, Strength, Winner
 
 Order = Literal["AB", "BA"]
 Outcome = Literal["A", "B", "tie", "inconsistent", "error"]
-Policy = Literal["discard", "tie"]
-POLICIES: tuple[str, ...] = ("discard", "tie")
+Policy = Literal["discard", "tie", "probability"]
+POLICIES: tuple[str, ...] = ("discard", "tie", "probability")
 
 
 def first_order(item_id: str, seed: int) -> Order:
@@ -67,11 +69,14 @@ def combine(
     verdict_ba: PairVerdict,
     policy: Policy = "discard",
     first: Order = "AB",
+    prob_a: float | None = None,
 ) -> PairOutcome:
     """One outcome from the verdict on (A, B) and the verdict on (B, A), both as shown.
 
     Consistent means the same winner (or tie) in both orders once mapped back; a win in
-    one order and a tie in the other is inconsistent, as in FastChat.
+    one order and a tie in the other is inconsistent, as in FastChat. `prob_a` (the mean
+    P(A is better) over both orders) is used by the "probability" policy only; without it
+    that policy discards the pair.
     """
     if policy not in POLICIES:
         raise ValueError(f"unknown policy {policy!r}; expected one of {', '.join(POLICIES)}")
@@ -83,9 +88,18 @@ def combine(
         return PairOutcome("error", None, first, ab, ba, reason)
     if ab == ba:
         return PairOutcome(ab, ab, first, ab, ba, "consistent")
-    winner: Winner | None = "tie" if policy == "tie" else None
     reason = f"(A,B) says {ab}, (B,A) says {ba}; policy {policy}"
+    if policy == "probability":
+        return PairOutcome("inconsistent", winner_by_probability(prob_a), first, ab, ba,
+                           f"{reason}, mean P(A better) {prob_a:.3f}")  # fmt: skip
+    winner: Winner | None = "tie" if policy == "tie" else None
     return PairOutcome("inconsistent", winner, first, ab, ba, reason)
+
+
+def winner_by_probability(prob_a: float | None) -> Winner | None:
+    if prob_a is None:
+        return None
+    return "A" if prob_a > 0.5 else "B" if prob_a < 0.5 else "tie"
 
 
 @dataclass(frozen=True)

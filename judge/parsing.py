@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import ast
 import json
+import math
 import re
 from dataclasses import dataclass
 from typing import Literal
@@ -310,3 +311,57 @@ def _as_int(value: object) -> int | None:
     if isinstance(value, str) and re.fullmatch(r"\s*\d+\s*", value):
         return int(value)
     return None
+
+
+# ------------------------------------------------------------------ verdict-token probabilities
+
+_TOKEN_DECORATION = " \t\n\"'*[]()<>:.,"
+
+
+@dataclass(frozen=True)
+class ChoiceProbabilities:
+    probs: dict[str, float] | None
+    """Per choice, renormalised over the choices; None when no choice was among the
+    candidate tokens of any generated position."""
+    position: int | None
+    """The generated position the probabilities were read at."""
+    reason: str
+
+    @property
+    def ok(self) -> bool:
+        return self.probs is not None
+
+
+def _choice_of(token: str, choices: tuple[str, ...]) -> str | None:
+    text = token.strip(_TOKEN_DECORATION)
+    for choice in choices:
+        if text.upper() == choice.upper():
+            return choice
+    return None
+
+
+def choice_probabilities(
+    positions: list[list[tuple[str, float]]], choices: tuple[str, ...]
+) -> ChoiceProbabilities:
+    """P(choice) at the first generated position whose top candidates include a choice.
+
+    `positions` holds, per generated token, its (token, logprob) candidates. Tokens match a
+    choice after stripping spaces, quotes, brackets and markdown (" A", "[[A", "**B**"),
+    case-insensitively; the mass of several spellings of one choice adds up.
+    """
+    for index, candidates in enumerate(positions):
+        mass = dict.fromkeys(choices, 0.0)
+        for token, logprob in candidates:
+            choice = _choice_of(token, choices)
+            if choice is not None:
+                mass[choice] += math.exp(logprob)
+        total = sum(mass.values())
+        if total > 0:
+            probs = {c: m / total for c, m in mass.items()}
+            return ChoiceProbabilities(probs, index, f"choice mass {total:.3f} at token {index}")
+    return ChoiceProbabilities(None, None, f"none of {', '.join(choices)} among the top tokens")
+
+
+def expected_rating(probs: dict[str, float]) -> float:
+    """The probability-weighted mean of numeric choices ("0".."4" -> a score in 0..4)."""
+    return sum(float(choice) * p for choice, p in probs.items())

@@ -54,7 +54,8 @@ class Received:
         return users[-1] if users else ""
 
 
-Responder = Callable[[dict[str, Any]], list[str] | None]
+Responder = Callable[[dict[str, Any]], list[str] | list[dict[str, Any]] | None]
+"""Texts per sample, or dicts {"text", "logprobs": [{token: logprob} per position]}."""
 
 
 @dataclass
@@ -83,7 +84,25 @@ def _words(text: str) -> list[str]:
     return text.split() or [""]
 
 
-def _choice(index: int, text: str, want_logprobs: bool, top: int) -> dict[str, Any]:
+def _scripted_logprobs(positions: list[dict[str, float]]) -> dict[str, Any]:
+    """Per generated position, its candidates {token: logprob}, the best one generated."""
+    content = []
+    for candidates in positions:
+        best = max(candidates, key=candidates.__getitem__)
+        top = [{"token": t, "logprob": lp} for t, lp in candidates.items()]
+        content.append({"token": best, "logprob": candidates[best], "top_logprobs": top})
+    return {"content": content}
+
+
+def _choice(
+    index: int, reply: str | dict[str, Any], want_logprobs: bool, top: int
+) -> dict[str, Any]:
+    if isinstance(reply, dict):  # {"text": ..., "logprobs": [{token: logprob}, ...]}
+        choice = _choice(index, reply["text"], False, 0)
+        if want_logprobs:
+            choice["logprobs"] = _scripted_logprobs(reply["logprobs"])
+        return choice
+    text = reply
     choice: dict[str, Any] = {
         "index": index,
         "message": {"role": "assistant", "content": text},
@@ -109,6 +128,10 @@ def _choice(index: int, text: str, want_logprobs: bool, top: int) -> dict[str, A
     return choice
 
 
+def _text(reply: str | dict[str, Any]) -> str:
+    return reply["text"] if isinstance(reply, dict) else reply
+
+
 def answer(body: dict[str, Any], responder: Responder | None = None) -> dict[str, Any]:
     """The normal (fault-free) response body for a chat request."""
     messages = body.get("messages", [])
@@ -132,8 +155,8 @@ def answer(body: dict[str, Any], responder: Responder | None = None) -> dict[str
         "choices": [_choice(i, t, want, top) for i, t in enumerate(texts)],
         "usage": {
             "prompt_tokens": prompt_tokens,
-            "completion_tokens": sum(len(_words(t)) for t in texts),
-            "total_tokens": prompt_tokens + sum(len(_words(t)) for t in texts),
+            "completion_tokens": sum(len(_words(_text(t))) for t in texts),
+            "total_tokens": prompt_tokens + sum(len(_words(_text(t))) for t in texts),
         },
     }
 

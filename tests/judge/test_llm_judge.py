@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 
 import pytest
 
@@ -21,7 +22,13 @@ from judge.llm_judge import (
     round_strength,
 )
 from judge.pairwise import first_order
-from tests.judge.fake_judge import always_first, good_wins, judge_client, strength_good
+from tests.judge.fake_judge import (
+    always_first,
+    good_wins,
+    judge_client,
+    shown_answers,
+    strength_good,
+)
 
 Q = [{"role": "user", "content": "What is 2 + 2?"}]
 
@@ -201,3 +208,74 @@ def test_rerun_is_served_from_the_cache(tmp_path):
         assert len(server.requests) == 4
         assert client.stats.cache_hits == 4
     assert [r.outcome for r in first] == [r.outcome for r in again]
+
+
+# ------------------------------------------------------------------ verdict-token probabilities
+
+
+def biased_logprobs(body: dict) -> list[dict]:
+    """A position-biased judge: it favours the answer shown first, but less so when the
+    'good' answer is shown second. It opens with a space token before the letter."""
+    shown = shown_answers(body)
+    p_first = 0.6 if "good" in shown.get("B", "") else 0.9
+    letters = {" A": math.log(p_first), "[[B": math.log(1 - p_first), "The": math.log(0.5)}
+    return [{"text": " A", "logprobs": [{" ": -0.1, "\n": -2.0}, letters]}]
+
+
+def test_logprob_pairwise_reads_probabilities_and_averages_both_orders():
+    with judge_client(biased_logprobs) as (client, server):
+        judge = PairwiseJudge(client, load_prompt("pairwise-logprob"), policy="probability")
+        results = judge.judge(_items(4))
+        bodies = [r.body for r in server.requests]
+    assert all(b["logprobs"] and b["top_logprobs"] == 20 and b["max_tokens"] == 3 for b in bodies)
+    for item, result in zip(_items(4), results, strict=True):
+        good_is_a = "good" in item.answer_a
+        # Shown first it wins with 0.9; shown second it still gets 0.4: mean 0.65.
+        assert result.prob_a == pytest.approx(0.65 if good_is_a else 0.35)
+        assert result.outcome.outcome == "inconsistent"  # A wins in both orders as shown
+        assert result.outcome.winner == ("A" if good_is_a else "B")
+        assert "mean P(A better) 0.6" in result.outcome.reason or not good_is_a
+
+
+def test_logprob_pairwise_other_policies_and_missing_choices():
+    with judge_client(biased_logprobs) as (client, _):
+        (tie,) = PairwiseJudge(client, load_prompt("pairwise-logprob"), policy="tie").judge(
+            _items(1)
+        )
+    assert tie.outcome.winner == "tie" and tie.prob_a == pytest.approx(0.65)
+    no_letter = [{"text": "Well", "logprobs": [{"Well": -0.1, "I": -1.0}]}]
+    with judge_client(lambda body: no_letter) as (client, _):
+        (result,) = PairwiseJudge(client, load_prompt("pairwise-logprob")).judge(_items(1))
+    assert result.outcome.outcome == "error" and result.prob_a is None
+    assert "none of A, B among the top tokens" in result.outcome.reason
+
+
+def test_probability_policy_needs_a_logprob_prompt():
+    with pytest.raises(JudgeError, match="needs a 'logprob:A,B' prompt"):
+        PairwiseJudge(None, load_prompt("pairwise"), policy="probability")
+
+
+def test_logprob_single_rating_is_the_expected_digit():
+    def digits(body):
+        probs = {"3": 0.5, "4": 0.25, "x": 0.2, "1": 0.05}
+        return [{"text": "3", "logprobs": [{k: math.log(v) for k, v in probs.items()}]}]
+
+    with judge_client(digits) as (client, _):
+        judge = SingleJudge(client, load_prompt("single-logprob"))
+        (result,) = judge.judge([SingleItem("s", Q, "4")])
+    assert result.score == pytest.approx((3 * 0.5 + 4 * 0.25 + 1 * 0.05) / 0.8)
+    with pytest.raises(JudgeError, match="numeric choices"):
+        SingleJudge(None, load_prompt("pairwise-logprob"))
+
+
+def test_logprob_judge_falls_back_to_the_reply_without_logprobs():
+    with judge_client(lambda body: ["B is better"]) as (client, _):
+        judge = SingleJudge(client, load_prompt("single-logprob"))
+        (unrated,) = judge.judge([SingleItem("s", Q, "4")])
+        with_text = [{"text": "Rating 2", "logprobs": []}]
+    assert unrated.score is None
+    with judge_client(lambda body: with_text) as (client, _):
+        (rated,) = SingleJudge(client, load_prompt("single-logprob")).judge(
+            [SingleItem("s", Q, "4")]
+        )
+    assert rated.score == 2.0

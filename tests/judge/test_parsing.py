@@ -1,6 +1,10 @@
+import math
+
 import pytest
 
 from judge.parsing import (
+    choice_probabilities,
+    expected_rating,
     fastchat_pair_winner,
     fastchat_rating,
     parse_attribute_ratings,
@@ -138,3 +142,16 @@ def test_attribute_ratings_failures(text, reason):
     result = parse_attribute_ratings(text)
     assert not result.ok
     assert reason in result.reason
+
+
+def test_choice_probabilities_add_spellings_and_skip_positions_without_a_choice():
+    positions = [
+        [("\n", math.log(0.9)), ("The", math.log(0.1))],
+        [(" A", math.log(0.3)), ("[[A", math.log(0.1)), ("**b**", math.log(0.1)), ("x", -0.1)],
+    ]
+    got = choice_probabilities(positions, ("A", "B"))
+    assert got.position == 1
+    assert got.probs == pytest.approx({"A": 0.8, "B": 0.2})
+    missing = choice_probabilities(positions[:1], ("A", "B"))
+    assert not missing.ok and "none of A, B" in missing.reason
+    assert expected_rating({"0": 0.5, "4": 0.5}) == 2.0
