@@ -19,6 +19,14 @@ from helpsteer.io import file_fingerprint
 from helpsteer.overrides import OverrideError, set_path, split_item
 from helpsteer.pipeline import Pipeline, PipelineError, PipelineResult, PlannedStage, get_stage
 from helpsteer.progress import Reporter
+from helpsteer.shard import (
+    Shard,
+    cut_index,
+    load_snapshots,
+    plan_digest,
+    shard_folder,
+    write_snapshot,
+)
 
 
 class StageEntry(BaseModel):
@@ -208,27 +216,56 @@ RESULT_TABLES = ("ratings", "preference", "prompts", "responses")
 """The tables a pipeline exists to produce; a run with none of them non-empty failed."""
 
 
-def run_build(config: BuildConfig, reporter: Reporter, use_cache: bool = True) -> tuple[dict, int]:
-    """Run the pipeline and write the side files and manifest; returns (manifest, exit code)."""
+def run_build(
+    config: BuildConfig,
+    reporter: Reporter,
+    use_cache: bool = True,
+    shard: Shard | None = None,
+    merge_shards: int | None = None,
+) -> tuple[dict, int]:
+    """Run the pipeline (one shard of it, or the merge of all shards) and write the side
+    files and manifest; returns (manifest, exit code)."""
     started = time.perf_counter()
     out = Path(config.out)
+    stages = plan(config)
+    if shard is not None or merge_shards is not None:
+        cut = cut_index(stages)
+        digest = plan_digest(stages[: cut + 1], config.seed)
+    if shard is not None:
+        out = shard_folder(out, shard.label)
+        stages = stages[: cut + 1]
     out.mkdir(parents=True, exist_ok=True)
     cache_dir = Path(config.cache_dir) if config.cache_dir else out / ".cache"
     if not use_cache:
         import shutil
 
         shutil.rmtree(cache_dir, ignore_errors=True)
-    pipeline = Pipeline(plan(config), out, cache_dir, seed=config.seed)
-    result = pipeline.run(reporter)
+    merged = None
+    if merge_shards is not None:
+        merged = load_snapshots(out, merge_shards, digest)
+        stages = stages[cut + 1 :]
+    pipeline = Pipeline(stages, out, cache_dir, seed=config.seed, shard=shard)
+    if merged is None:
+        result = pipeline.run(reporter)
+    else:
+        result = pipeline.run(reporter, merged.tables, merged.fingerprint)
+        result.rejected = pl.concat([merged.rejected, result.rejected])
+    if shard is not None:
+        write_snapshot(out, result, digest, shard)
     side = write_side_files(out, result)
     document = manifest(config, result, side, time.perf_counter() - started)
+    if shard is not None:
+        document["shard"] = shard.label
+    if merged is not None:
+        document["shards"] = merged.shards
     write_json(out / "manifest.json", document)
     usable = sum(document["counts"]["tables"].values())
-    return document, (0 if usable else 1)
+    return document, (0 if usable or shard is not None else 1)
 
 
-def _summary(reporter: Reporter, document: dict, out: Path) -> None:
-    table = Table(title=f"hs build-dataset → {out}", show_edge=False)
+def _summary(reporter: Reporter, document: dict, out: Path, shard: str | None) -> None:
+    where = out if shard is None else shard_folder(out, shard)
+    table = Table(title=f"hs build-dataset → {where}", show_edge=False)
     table.add_column("what")
     table.add_column("count", justify="right")
     for name, rows in document["counts"]["tables"].items():
@@ -263,6 +300,20 @@ def build_dataset_command(
     no_cache: Annotated[
         bool, typer.Option("--no-cache", help="Ignore cached stage results.")
     ] = False,
+    shard: Annotated[
+        str | None,
+        typer.Option(
+            "--shard",
+            help="Run shard I of N (0-based, e.g. 3/8) of the generation and scoring stages "
+            "into OUT/shards/I-of-N; merge with --merge-shards N.",
+        ),
+    ] = None,
+    merge_shards: Annotated[
+        int | None,
+        typer.Option(
+            "--merge-shards", min=1, help="Concatenate the N finished shards, run the rest."
+        ),
+    ] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars.")] = False,
 ) -> None:
     """Build a HelpSteer2-style dataset: load -> aggregate -> split -> export -> card.
@@ -278,7 +329,15 @@ def build_dataset_command(
     try:
         shortcuts = {"ratings": ratings, "preferences": preferences, "out": out}
         cfg = load_config(config, set_ or [], shortcuts)
-        document, code = run_build(cfg, reporter, use_cache=not no_cache)
+        if shard is not None and merge_shards is not None:
+            raise PipelineError("--shard and --merge-shards go to different runs; give one")
+        document, code = run_build(
+            cfg,
+            reporter,
+            use_cache=not no_cache,
+            shard=None if shard is None else Shard.parse(shard),
+            merge_shards=merge_shards,
+        )
     except PipelineError as exc:
         reporter.console.print(f"[red]error:[/red] {exc}")
         raise typer.Exit(2) from None
@@ -287,7 +346,7 @@ def build_dataset_command(
             "[yellow]interrupted[/yellow]: finished stages are cached; re-run to resume"
         )
         raise typer.Exit(130) from None
-    _summary(reporter, document, Path(cfg.out))
+    _summary(reporter, document, Path(cfg.out), document.get("shard"))
     if code:
         reporter.console.print("[red]error:[/red] no usable rows remain; see rejected.jsonl")
     raise typer.Exit(code)

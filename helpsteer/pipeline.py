@@ -50,6 +50,9 @@ class StageSpec:
     """False for sinks that write into the output folder: they run every time."""
     fingerprint_extra: Callable[[Any], str] | None = None
     """Adds what the config does not show, e.g. the content hash of input files."""
+    shardable: bool = False
+    """Row-wise by prompt: a prompt's output depends only on its own rows, so the stage
+    can run on a shard of the prompts (see `helpsteer.shard`)."""
     help: str = ""
 
 
@@ -220,18 +223,33 @@ class PlannedStage:
 class Pipeline:
     """An ordered list of configured stages, run with a per-stage cache."""
 
-    def __init__(self, stages: list[PlannedStage], out_dir: Path, cache_dir: Path, seed: int = 0):
+    def __init__(
+        self,
+        stages: list[PlannedStage],
+        out_dir: Path,
+        cache_dir: Path,
+        seed: int = 0,
+        shard: Any = None,
+    ):
         self.stages = stages
         self.out_dir = out_dir
         self.cache_dir = cache_dir
         self.seed = seed
+        self.shard = shard
+        """A `helpsteer.shard.Shard`: every table keyed by prompt keeps only its rows."""
 
-    def run(self, reporter: Reporter) -> PipelineResult:
-        tables = Tables()
+    def run(
+        self, reporter: Reporter, tables: Tables | None = None, start: str | None = None
+    ) -> PipelineResult:
+        """Run the stages; `tables` and `start` (their fingerprint) continue from a merge."""
+        tables = tables if tables is not None else Tables()
         runs: list[StageRun] = []
         rejected: list[pl.DataFrame] = []
         run_info: dict[str, dict[str, Any]] = {}
-        fingerprint = _digest({"seed": self.seed})
+        first = {"seed": self.seed}
+        if self.shard is not None:
+            first["shard"] = self.shard.label
+        fingerprint = start or _digest(first)
         for planned in self.stages:
             spec = planned.spec
             extra = spec.fingerprint_extra(planned.config) if spec.fingerprint_extra else ""
@@ -283,6 +301,8 @@ class Pipeline:
         self, planned: PlannedStage, tables: Tables, ctx: StageContext, cache: Path
     ) -> dict[str, int]:
         result = planned.spec.fn(ctx, tables, planned.config) or {}
+        if self.shard is not None:
+            result = {n: f if f is None else self.shard.rows(f) for n, f in result.items()}
         for name, frame in result.items():
             tables.set(name, frame)
         produced = {n: f.height for n, f in result.items() if f is not None}

@@ -167,7 +167,7 @@ def _with_response(frame: pl.DataFrame) -> list[list[Message]]:
     ]
 
 
-@stage("judge.reward", RewardStageConfig, version="1")
+@stage("judge.reward", RewardStageConfig, version="1", shardable=True)
 def reward_stage(ctx: StageContext, tables: Tables, cfg: RewardStageConfig):
     """Score each response with a reward model -> `reward` (+ per-attribute columns)."""
     from judge.reward import RewardModelError
@@ -240,20 +240,33 @@ def _endpoint_rewards(ctx, cfg: RewardStageConfig, conversations):
 
 
 class LLMScoreConfig(LLMStageConfig):
-    column: str = Field("reward", description="Column for the 1-10 rating.")
-    prompt: str = "single"
+    column: str = Field("reward", description="Column for the rating (on the prompt's scale).")
+    prompt: str = Field(
+        "single", description="'single' (1-10, written) or 'single-logprob' (0-4, read off "
+        "the digit probabilities; fast and usable with a small local model)."
+    )  # fmt: skip
     multi_turn_prompt: str | None = Field(
-        "single-multi-turn", description="For rows with two or more user turns (None: `prompt`)."
+        None,
+        description="For rows with two or more user turns (default: 'single-multi-turn' "
+        "with the 'single' prompt, else `prompt`).",
     )
     reference_prompt: str | None = Field(
-        "single-reference", description="For rows whose meta has `reference_key`."
+        None,
+        description="For rows whose meta has `reference_key` (default: 'single-reference' "
+        "with the 'single' prompt, else `prompt`).",
     )
     reference_key: str = "reference"
 
+    def companion(self, given: str | None, for_single: str) -> str | None:
+        if given:
+            return given
+        return for_single if self.prompt == "single" else None
 
-@stage("judge.llm_score", LLMScoreConfig, version="1")
+
+@stage("judge.llm_score", LLMScoreConfig, version="1", shardable=True)
 def llm_score_stage(ctx: StageContext, tables: Tables, cfg: LLMScoreConfig):
-    """Single-answer 1-10 rating by an LLM (MT-Bench protocol) -> `reward`."""
+    """Single-answer rating by an LLM (MT-Bench's 1-10, or 0-4 from digit probabilities)
+    -> `reward`."""
     from judge.llm_judge import SingleItem, SingleJudge, UsageSnapshot
 
     frame = _table(ctx, tables, cfg.table, ("response",))
@@ -263,8 +276,12 @@ def llm_score_stage(ctx: StageContext, tables: Tables, cfg: LLMScoreConfig):
             client,
             _prompt(cfg.prompt, cfg.prompts_file),
             sampling=cfg.sampling,
-            multi_turn_prompt=_prompt(cfg.multi_turn_prompt, cfg.prompts_file),
-            reference_prompt=_prompt(cfg.reference_prompt, cfg.prompts_file),
+            multi_turn_prompt=_prompt(
+                cfg.companion(cfg.multi_turn_prompt, "single-multi-turn"), cfg.prompts_file
+            ),
+            reference_prompt=_prompt(
+                cfg.companion(cfg.reference_prompt, "single-reference"), cfg.prompts_file
+            ),
         )
         items = [
             SingleItem(
@@ -305,7 +322,7 @@ class AttributesConfig(LLMStageConfig):
     )
 
 
-@stage("judge.attributes", AttributesConfig, version="1")
+@stage("judge.attributes", AttributesConfig, version="1", shardable=True)
 def attributes_stage(ctx: StageContext, tables: Tables, cfg: AttributesConfig):
     """HelpSteer2's five attributes by an LLM -> five columns and a `ratings` table."""
     from helpsteer.conversation import ConversationError, messages_to_flat
@@ -415,7 +432,7 @@ def _source(
     return name, frame
 
 
-@stage("judge.pairwise", PairwiseStageConfig, version="1")
+@stage("judge.pairwise", PairwiseStageConfig, version="1", shardable=True)
 def pairwise_stage(ctx: StageContext, tables: Tables, cfg: PairwiseStageConfig):
     """7-point pairwise LLM preference in both orders -> HelpSteer2 preference columns."""
     from judge.llm_judge import PairItem, PairwiseJudge, UsageSnapshot
@@ -599,7 +616,7 @@ def _check(kind: str, spec: Any, response: str, cfg: GroundTruthConfig) -> tuple
     return verdict.correct, verdict.reason
 
 
-@stage("judge.ground_truth", GroundTruthConfig, version="1")
+@stage("judge.ground_truth", GroundTruthConfig, version="1", shardable=True)
 def ground_truth_stage(ctx: StageContext, tables: Tables, cfg: GroundTruthConfig):
     """Math / code / constraint checks on rows that carry a reference, tests or constraints."""
     from helpsteer.constraints import ConstraintError

@@ -643,7 +643,7 @@ RESPONSE_COLUMNS = {
 }
 
 
-@stage("synth.responses", ResponsesConfig)
+@stage("synth.responses", ResponsesConfig, shardable=True)
 def responses(ctx: StageContext, tables: Tables, cfg: ResponsesConfig):
     """k responses per prompt from one or several models, each with its own sampling."""
     if "prompts" not in tables:
@@ -719,7 +719,7 @@ class PreferencePairsConfig(StageConfig):
         return value
 
 
-@stage("synth.preference_pairs", PreferencePairsConfig)
+@stage("synth.preference_pairs", PreferencePairsConfig, shardable=True)
 def preference_pairs(ctx: StageContext, tables: Tables, cfg: PreferencePairsConfig):
     """Chosen/rejected pairs from judged responses as a HelpSteer2 `preference` table."""
     from synth.preference import pick_pairs, to_preference
