@@ -110,8 +110,8 @@ def test_example_config_plans():
     raw = tomllib.loads((EXAMPLES / "synth_offline.toml").read_text())
     stages = plan(BuildConfig.model_validate(raw))
     assert [s.spec.name for s in stages] == [
-        "synth.seed", "synth.responses", "synth.filter", "judge.reward",
+        "synth.seed", "synth.responses", "synth.filter", "judge.llm_score",
         "synth.preference_pairs", "synth.save", "split", "export", "card",
     ]  # fmt: skip
     seeds = (EXAMPLES / "data" / "seed_prompts.jsonl").read_text().splitlines()
-    assert len(seeds) == 8
+    assert len(seeds) == 20

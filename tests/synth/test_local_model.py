@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+from pathlib import Path
 
 import polars as pl
 import pytest
@@ -97,3 +98,32 @@ def test_responses_then_filter(run, local, tmp_path):
     assert frame["model"].unique().to_list() == ["SmolLM2-135M-Instruct.Q4_1.gguf"]
     kept = run("synth.filter", table="responses", stopword_language=None)["responses"]
     assert kept.height + len(run.reasons()) == 4
+
+
+def test_readme_main_pipeline_end_to_end(tmp_path):
+    """examples/synth_offline.toml (the README's main job) on 4 of its seed prompts: seed ->
+    responses -> LLM judge from digit probabilities -> HelpSteer2-Preference pairs."""
+    import tomllib
+
+    import tomli_w
+    from typer.testing import CliRunner
+
+    from helpsteer.cli import app
+
+    examples = Path(__file__).resolve().parents[2] / "examples"
+    config = tomllib.loads((examples / "synth_offline.toml").read_text())
+    seeds = (examples / "data" / "seed_prompts.jsonl").read_text().splitlines()
+    (tmp_path / "seeds.jsonl").write_text("\n".join(seeds[:4]) + "\n")
+    config["out"] = str(tmp_path / "out")
+    config["stages"][0]["path"] = str(tmp_path / "seeds.jsonl")
+    (tmp_path / "main.toml").write_bytes(tomli_w.dumps(config).encode())
+    result = CliRunner().invoke(app, ["build-dataset", str(tmp_path / "main.toml"), "--quiet"])
+    close_shared()
+    assert result.exit_code == 0, result.output
+    responses = pl.read_parquet(tmp_path / "out" / "responses.parquet")
+    assert responses["reward"].null_count() == 0
+    assert responses["reward"].is_between(0, 4).all()
+    assert responses["reward"].n_unique() > 1, "the judge gave every answer the same score"
+    preference = pl.read_parquet(tmp_path / "out" / "train" / "preference.parquet")
+    assert set(preference["preference_strength"]) <= {-3, -2, -1, 1, 2, 3}
+    assert (tmp_path / "out" / "README.md").is_file()
