@@ -120,10 +120,14 @@ def test_readme_main_pipeline_end_to_end(tmp_path):
     result = CliRunner().invoke(app, ["build-dataset", str(tmp_path / "main.toml"), "--quiet"])
     close_shared()
     assert result.exit_code == 0, result.output
-    responses = pl.read_parquet(tmp_path / "out" / "responses.parquet")
-    assert responses["reward"].null_count() == 0
-    assert responses["reward"].is_between(0, 4).all()
-    assert responses["reward"].n_unique() > 1, "the judge gave every answer the same score"
-    preference = pl.read_parquet(tmp_path / "out" / "train" / "preference.parquet")
-    assert set(preference["preference_strength"]) <= {-3, -2, -1, 1, 2, 3}
+    responses = pl.read_parquet(tmp_path / "out" / "synth" / "responses.parquet")
+    rated = responses["reward"].drop_nulls()
+    assert rated.len() >= responses.height // 2 and rated.is_between(0, 4).all()
+    rejected = pl.read_ndjson(tmp_path / "out" / "rejected.jsonl")
+    unrated = rejected.filter(pl.col("stage") == "judge.llm_score")
+    assert unrated.height == responses["reward"].null_count()
+    assert unrated["reason"].str.contains("among the top tokens").all()
+    assert rated.n_unique() > 1, "the judge gave every answer the same score"
+    preference = pl.read_parquet(tmp_path / "out" / "preference" / "train.parquet")
+    assert preference.height > 0 and preference["preference_strength"].is_between(-3, 3).all()
     assert (tmp_path / "out" / "README.md").is_file()
