@@ -5,6 +5,7 @@ Kept light: heavy imports happen inside commands, so `hs --help` stays fast.
 
 from __future__ import annotations
 
+import contextlib
 import sys
 from pathlib import Path
 
@@ -235,6 +236,20 @@ def _argilla_io():
     return argilla_io
 
 
+@contextlib.contextmanager
+def _argilla_errors(io, *expected: type[Exception]):
+    """Our own errors and the server's replies as one-line exits; anything else is a bug."""
+    try:
+        yield
+    except (io.ArgillaIOError, *expected) as exc:
+        _fail(str(exc))
+    except Exception as exc:
+        message = io.server_error(exc)
+        if message is None:
+            raise
+        _fail(f"Argilla: {message}")
+
+
 def _dataset_name(dataset: str, kind: str) -> str:
     import re
 
@@ -290,7 +305,7 @@ def push_command(
     from annotation_ui import tasks
 
     reporter = Reporter.for_cli()
-    try:
+    with _argilla_errors(io, InputError):
         io.check_agent(agent)
         users = io.read_users_csv(create_users) if create_users is not None else []
         data = io.read_push_items(dataset, kind, suggestions)
@@ -312,13 +327,6 @@ def push_command(
         client = io.connect(api_url, api_key)
         with reporter.task(f"logging to {plan.name}", total=len(data.items)) as bar:
             summary = io.push(client, data, plan, progress=bar.advance)
-    except (io.ArgillaIOError, InputError) as exc:
-        _fail(str(exc))
-    except Exception as exc:
-        message = io.server_error(exc)
-        if message is None:
-            raise
-        _fail(f"Argilla: {message}")
     typer.echo(
         f"{summary['records']} {summary['kind']} records ({summary['with_suggestions']} with "
         f"suggestions by {agent!r}) -> dataset {summary['dataset']!r} in workspace "
@@ -369,20 +377,13 @@ def pull_command(
     started = time.perf_counter()
     reporter = Reporter.for_cli()
     results = {}
-    try:
+    with _argilla_errors(io):
         client = io.connect(api_url, api_key)
         users = io.usernames(client)
         with reporter.task("pulling responses", total=len(names)) as bar:
             for name in names:
                 results[name] = io.pull(client, name, workspace, users)
                 bar.advance()
-    except io.ArgillaIOError as exc:
-        _fail(str(exc))
-    except Exception as exc:
-        message = io.server_error(exc)
-        if message is None:
-            raise
-        _fail(f"Argilla: {message}")
     frames = io.frames(list(results.values()))
     _write_pull(out, fmt, frames, results, api_url, workspace, started)
     for name, frame in frames.items():

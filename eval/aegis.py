@@ -21,8 +21,7 @@ from typing import Any
 
 import polars as pl
 
-from eval.common import EvalError
-from helpsteer.llm import ChatRequest
+from eval.common import EvalError, greedy_requests
 
 # The AEGIS taxonomy, in the order of its O-codes; descriptions are our own wording.
 TAXONOMY: dict[str, tuple[str, str]] = {
@@ -224,26 +223,15 @@ def run_aegis(
     prompts = frame.to_dicts()
     client = make_client(model_cfg)
     try:
-        requests = [
-            ChatRequest(
-                messages=[{"role": "user", "content": p["text"]}],
-                temperature=0,
-                max_tokens=max_tokens,
-                seed=0,
-            )
-            for p in prompts
-        ]
+        requests = greedy_requests((p["text"] for p in prompts), max_tokens)
         responses = client.complete_batch(requests, reporter=reporter)
         judge_client = client if judge_cfg == model_cfg else make_client(judge_cfg)
         try:
-            judge_requests = [
-                ChatRequest(
-                    messages=[{"role": "user", "content": judge_prompt(p["text"], r.text)}],
-                    temperature=0,
-                    max_tokens=judge_tokens,
-                )
-                for p, r in zip(prompts, responses, strict=True)
-            ]
+            judge_requests = greedy_requests(
+                (judge_prompt(p["text"], r.text) for p, r in zip(prompts, responses, strict=True)),
+                judge_tokens,
+                seed=None,
+            )
             verdicts = judge_client.complete_batch(judge_requests, reporter=reporter)
         finally:
             if judge_client is not client:

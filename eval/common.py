@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from helpsteer.atomic import write_json, write_text
-from helpsteer.llm import LLMConfig
+from helpsteer.llm import ChatRequest, LLMConfig
 
 RESULT_FILE = "results.json"
 MANIFEST_FILE = "manifest.json"
@@ -145,3 +145,18 @@ def require(row: dict[str, Any], field: str, kind: type | tuple[type, ...], wher
         names = kind.__name__ if isinstance(kind, type) else "/".join(k.__name__ for k in kind)
         raise EvalError(f"{where}: field {field!r} must be {names}, got {value!r:.60}")
     return value
+
+
+def greedy_requests(
+    user_texts: Iterable[str], max_tokens: int, seed: int | None = 0
+) -> list[ChatRequest]:
+    """One single-turn, temperature-0 request per user message (benchmark generation)."""
+    return [
+        ChatRequest(
+            messages=[{"role": "user", "content": text}],
+            temperature=0,
+            max_tokens=max_tokens,
+            seed=seed,
+        )
+        for text in user_texts
+    ]

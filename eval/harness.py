@@ -24,8 +24,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from eval.common import EvalError, model_label, parse_model_spec, write_run
-from helpsteer.llm import ChatRequest
+from eval.common import EvalError, greedy_requests, model_label, parse_model_spec, write_run
 
 LM_EVAL_MODELS = ("hf", "vllm", "local-completions", "local-chat-completions")
 
@@ -238,15 +237,7 @@ def write_annotator_config(folder: Path, url: str, model: str, max_tokens: int =
 def generate_outputs(
     client: Any, rows: list[dict[str, Any]], generator: str, max_tokens: int, reporter: Any
 ) -> list[dict[str, Any]]:
-    requests = [
-        ChatRequest(
-            messages=[{"role": "user", "content": r["instruction"]}],
-            temperature=0,
-            max_tokens=max_tokens,
-            seed=0,
-        )
-        for r in rows
-    ]
+    requests = greedy_requests((r["instruction"] for r in rows), max_tokens)
     done = client.complete_batch(requests, reporter=reporter)
     return [
         {"instruction": r["instruction"], "output": c.text if c.ok else "",

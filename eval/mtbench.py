@@ -196,6 +196,16 @@ def single_prompt_name(category: str, multi_turn: bool) -> str:
     return base + ("-multi-turn" if multi_turn else "")
 
 
+def _reference_fields(reference: list[str] | None, multi_turn: bool) -> dict[str, str]:
+    """FastChat's `ref_answer_1` (and `ref_answer_2` for the second turn)."""
+    if reference is None:
+        return {}
+    fields = {"ref_answer_1": reference[0]}
+    if multi_turn:
+        fields["ref_answer_2"] = reference[1]
+    return fields
+
+
 def single_user_prompt(
     prompt: JudgePrompt,
     question: Question,
@@ -205,11 +215,7 @@ def single_user_prompt(
 ) -> str:
     """The judge's user message, filled with the same fields FastChat's `run_judge_single`
     passes."""
-    kwargs: dict[str, str] = {}
-    if reference is not None:
-        kwargs["ref_answer_1"] = reference[0]
-        if multi_turn:
-            kwargs["ref_answer_2"] = reference[1]
+    kwargs = _reference_fields(reference, multi_turn)
     if multi_turn:
         return prompt.prompt_template.format(
             question_1=question.turns[0],
@@ -343,11 +349,7 @@ def pair_user_prompt(
     multi_turn: bool,
 ) -> str:
     """FastChat's `run_judge_pair` fields."""
-    kwargs: dict[str, str] = {}
-    if reference is not None:
-        kwargs["ref_answer_1"] = reference[0]
-        if multi_turn:
-            kwargs["ref_answer_2"] = reference[1]
+    kwargs = _reference_fields(reference, multi_turn)
     if multi_turn:
         return prompt.prompt_template.format(
             question_1=question.turns[0],

@@ -22,6 +22,15 @@ from eval.common import EvalError, parse_model_spec
 from eval.rewardbench import classifier_results, llm_result
 
 
+def regroup(flat: list[float], answers: Sequence[Sequence[str]]) -> list[list[float]]:
+    """Scores of the flattened answers back into one list per prompt."""
+    out, start = [], 0
+    for group in answers:
+        out.append(flat[start : start + len(group)])
+        start += len(group)
+    return out
+
+
 def conversation(prompt: str, answer: str) -> list[dict[str, str]]:
     return [{"role": "user", "content": prompt}, {"role": "assistant", "content": answer}]
 
@@ -74,11 +83,7 @@ class RewardScorer:
             conversation(p, a) for p, group in zip(prompts, answers, strict=True) for a in group
         ]
         flat = self._score(convs, reporter)
-        out, start = [], 0
-        for group in answers:
-            out.append(flat[start : start + len(group)])
-            start += len(group)
-        return out
+        return regroup(flat, answers)
 
     def close(self) -> None:
         return None
@@ -120,11 +125,7 @@ class LLMScorer:
         ]
         judged = judge.judge(items, reporter)
         flat = [j.score if j.score is not None else 0.0 for j in judged]
-        out, start = [], 0
-        for group in answers:
-            out.append(flat[start : start + len(group)])
-            start += len(group)
-        return out
+        return regroup(flat, answers)
 
     def close(self) -> None:
         self.client.close()

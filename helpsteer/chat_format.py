@@ -1,7 +1,7 @@
 """How a conversation becomes reward-model input, shared by training and scoring.
 
 A reward model must see at scoring time exactly the token ids it saw in training, so
-`trainers` and `judge` both go through these two functions: render the conversation to
+`trainers` and `judge` both go through these functions: render the conversation to
 text with the tokenizer's chat template (a plain `Role: content` template for tokenizers
 without one, e.g. encoders), then tokenize that text *with* the tokenizer's special
 tokens ([CLS] ... [SEP] for BERT-style encoders), unless the template already wrote BOS.
@@ -40,3 +40,10 @@ def token_ids(tokenizer: Any, texts: list[str]) -> list[list[int]]:
     add_special = not (bos and texts[0].startswith(bos))
     ids = tokenizer(texts, add_special_tokens=add_special, truncation=False)["input_ids"]
     return [list(seq) for seq in ids]
+
+
+def truncate(ids: list[int], max_length: int, side: str) -> list[int]:
+    """At most `max_length` ids, dropping from the left (keep the answer) or the right."""
+    if len(ids) <= max_length:
+        return ids
+    return ids[-max_length:] if side == "left" else ids[:max_length]

@@ -89,9 +89,9 @@ def combine(
     if ab == ba:
         return PairOutcome(ab, ab, first, ab, ba, "consistent")
     reason = f"(A,B) says {ab}, (B,A) says {ba}; policy {policy}"
-    if policy == "probability":
-        return PairOutcome("inconsistent", winner_by_probability(prob_a), first, ab, ba,
-                           f"{reason}, mean P(A better) {prob_a:.3f}")  # fmt: skip
+    if policy == "probability" and prob_a is not None:
+        reason = f"{reason}, mean P(A better) {prob_a:.3f}"
+        return PairOutcome("inconsistent", winner_by_probability(prob_a), first, ab, ba, reason)
     winner: Winner | None = "tie" if policy == "tie" else None
     return PairOutcome("inconsistent", winner, first, ab, ba, reason)
 

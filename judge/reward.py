@@ -20,7 +20,7 @@ from typing import Any, Literal
 
 import numpy as np
 
-from helpsteer.chat_format import render, token_ids
+from helpsteer.chat_format import render, token_ids, truncate
 from helpsteer.conversation import Message
 
 Side = Literal["left", "right"]
@@ -125,15 +125,15 @@ class RewardJudge:
 
     def encode(self, conversation: Sequence[Message]) -> list[int]:
         """Token ids of the conversation, exactly as `trainers` encodes it, truncated."""
-        ids = token_ids(self.tokenizer, [render(self.tokenizer, conversation)])[0]
-        ids = list(ids)
-        if len(ids) > self.max_length:
-            ids = (
-                ids[-self.max_length :]
-                if self.truncation_side == "left"
-                else ids[: self.max_length]
-            )
-        return ids
+        return self.encode_many([conversation])[0]
+
+    def encode_many(self, conversations: Sequence[Sequence[Message]]) -> list[list[int]]:
+        """`encode` for many conversations, tokenized in one batch."""
+        texts = [render(self.tokenizer, c) for c in conversations]
+        return [
+            truncate(ids, self.max_length, self.truncation_side)
+            for ids in token_ids(self.tokenizer, texts)
+        ]
 
     def _batch(self, sequences: list[list[int]]):
         import torch
@@ -173,7 +173,7 @@ class RewardJudge:
         """Raw head outputs, shape (n, num_labels), in input order."""
         import torch
 
-        encoded = [self.encode(c) for c in conversations]
+        encoded = self.encode_many(conversations)
         order = (
             order_by_length([len(e) for e in encoded])
             if self.sort_by_length

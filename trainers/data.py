@@ -17,7 +17,7 @@ from typing import Any
 
 from helpsteer.attributes import ATTRIBUTES, LIKERT_MAX, LIKERT_MIN, MISSING_LABEL
 from helpsteer.attributes import NEMO_ALIGNER_SLOTS as SLOTS
-from helpsteer.chat_format import render, token_ids
+from helpsteer.chat_format import render, token_ids, truncate
 from helpsteer.conversation import flat_to_messages
 
 Conversation = list[dict[str, str]] | str
@@ -312,14 +312,8 @@ def encode(tokenizer, samples: list[Sample], max_length: int, side: str) -> Enco
     if not texts:
         return Encoded([], per_sample, 0)
     ids = token_ids(tokenizer, texts)
-    truncated = 0
-    out = []
-    for seq in ids:
-        if len(seq) > max_length:
-            truncated += 1
-            seq = seq[-max_length:] if side == "left" else seq[:max_length]
-        out.append(list(seq))
-    return Encoded(out, per_sample, truncated)
+    truncated = sum(len(seq) > max_length for seq in ids)
+    return Encoded([truncate(seq, max_length, side) for seq in ids], per_sample, truncated)
 
 
 # --- batch planning --------------------------------------------------------------------
