@@ -41,6 +41,26 @@ StageFn = Callable[["StageContext", "Tables", Any], Mapping[str, pl.DataFrame | 
 
 
 @dataclass(frozen=True)
+class Needs:
+    """What one worker of a row-wise stage needs: the Ray engine's actor resources."""
+
+    num_cpus: float = 1.0
+    num_gpus: float = 0.0
+    llm: bool = False
+    """Talks to an LLM: the Ray engine splits the in-flight bound between its workers."""
+
+
+def llm_needs(*configs: Any) -> Needs:
+    """Needs of a stage that calls these LLMConfigs: a GPU per tensor-parallel rank of an
+    in-process vLLM engine, nothing extra for a server behind the `openai` backend."""
+    gpus = [
+        float(c.extra.get("tensor_parallel_size", 1)) if c.backend == "vllm" else 0.0
+        for c in configs
+    ]
+    return Needs(num_gpus=max(gpus, default=0.0), llm=True)
+
+
+@dataclass(frozen=True)
 class StageSpec:
     name: str
     fn: StageFn
@@ -50,10 +70,19 @@ class StageSpec:
     """False for sinks that write into the output folder: they run every time."""
     fingerprint_extra: Callable[[Any], str] | None = None
     """Adds what the config does not show, e.g. the content hash of input files."""
-    shardable: bool = False
+    shardable: bool | Callable[[Any], bool] = False
     """Row-wise by prompt: a prompt's output depends only on its own rows, so the stage
-    can run on a shard of the prompts (see `helpsteer.shard`)."""
+    can run on any subset of the prompts (`--shard`, the Ray engine; see
+    `helpsteer.partition`). A function of the config when some options break that."""
+    needs: Callable[[Any], Needs] | None = None
+    """What a worker running this stage needs (CPUs, GPUs, an LLM); default one CPU."""
     help: str = ""
+
+    def rowwise(self, config: Any) -> bool:
+        return self.shardable(config) if callable(self.shardable) else self.shardable
+
+    def needs_for(self, config: Any) -> Needs:
+        return self.needs(config) if self.needs is not None else Needs()
 
 
 _REGISTRY: dict[str, StageSpec] = {}
@@ -129,6 +158,12 @@ class Tables(Mapping[str, pl.DataFrame]):
 
     def __contains__(self, name: object) -> bool:
         return name in self._frames or name in self._paths
+
+    def columns(self, name: str) -> list[str]:
+        """A table's column names, without loading a table restored from the cache."""
+        if name in self._frames:
+            return self._frames[name].columns
+        return list(pl.read_parquet_schema(self._paths[name]))
 
     def get_or_none(self, name: str) -> pl.DataFrame | None:
         return self.get(name)
@@ -230,6 +265,7 @@ class Pipeline:
         cache_dir: Path,
         seed: int = 0,
         shard: Any = None,
+        engine: Any = None,
     ):
         self.stages = stages
         self.out_dir = out_dir
@@ -237,6 +273,8 @@ class Pipeline:
         self.seed = seed
         self.shard = shard
         """A `helpsteer.shard.Shard`: every table keyed by prompt keeps only its rows."""
+        self.engine = engine
+        """Runs row-wise stages elsewhere (`helpsteer.ray_engine.RayEngine`); None = here."""
 
     def run(
         self, reporter: Reporter, tables: Tables | None = None, start: str | None = None
@@ -300,7 +338,10 @@ class Pipeline:
     def _execute(
         self, planned: PlannedStage, tables: Tables, ctx: StageContext, cache: Path
     ) -> dict[str, int]:
-        result = planned.spec.fn(ctx, tables, planned.config) or {}
+        if not planned.spec.rowwise(planned.config):
+            result = dict(planned.spec.fn(ctx, tables, planned.config) or {})
+        else:
+            result = self._execute_rowwise(planned, tables, ctx)
         if self.shard is not None:
             result = {n: f if f is None else self.shard.rows(f) for n, f in result.items()}
         for name, frame in result.items():
@@ -309,6 +350,20 @@ class Pipeline:
         if planned.spec.cacheable:
             self._store(cache, result, ctx)
         return produced
+
+    def _execute_rowwise(
+        self, planned: PlannedStage, tables: Tables, ctx: StageContext
+    ) -> dict[str, pl.DataFrame | None]:
+        """Run a row-wise stage here or on the engine; keyed outputs in canonical order, so
+        both engines give the same tables."""
+        from helpsteer.partition import canonical_order, keyed_names, prompt_ranks
+
+        ranks = prompt_ranks(tables, keyed_names(tables))
+        if self.engine is not None and self.engine.accepts(planned, tables):
+            result = self.engine.run_stage(planned, tables, ctx)
+        else:
+            result = dict(planned.spec.fn(ctx, tables, planned.config) or {})
+        return {n: f if f is None else canonical_order(f, ranks) for n, f in result.items()}
 
     def _store(self, cache: Path, result: Mapping[str, pl.DataFrame | None], ctx: StageContext):
         with atomic_path(cache) as tmp:

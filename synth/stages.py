@@ -14,7 +14,15 @@ from helpsteer import constraints as cons
 from helpsteer.conversation import Message, flat_to_messages
 from helpsteer.io import file_fingerprint
 from helpsteer.llm import LLMConfig
-from helpsteer.pipeline import PipelineError, StageConfig, StageContext, Tables, stage
+from helpsteer.pipeline import (
+    Needs,
+    PipelineError,
+    StageConfig,
+    StageContext,
+    Tables,
+    llm_needs,
+    stage,
+)
 from synth.dialog import remove_politeness, transcript
 from synth.engine import (
     Generator,
@@ -643,7 +651,17 @@ RESPONSE_COLUMNS = {
 }
 
 
-@stage("synth.responses", ResponsesConfig, shardable=True)
+def _responses_needs(cfg: ResponsesConfig) -> Needs:
+    return llm_needs(*(m.llm for m in cfg.models))
+
+
+# `max_prompts` takes the first N prompts of the whole table: not row-wise.
+@stage(
+    "synth.responses",
+    ResponsesConfig,
+    shardable=lambda cfg: cfg.max_prompts is None,
+    needs=_responses_needs,
+)
 def responses(ctx: StageContext, tables: Tables, cfg: ResponsesConfig):
     """k responses per prompt from one or several models, each with its own sampling."""
     if "prompts" not in tables:

@@ -1,5 +1,9 @@
 """One client per distinct LLMConfig per process, so the stages of one pipeline reuse
-one started local llama.cpp server (and one HTTP pool) instead of starting their own."""
+one started local llama.cpp server (and one HTTP pool) instead of starting their own.
+
+On a Ray worker the engine sets an in-flight share: with W workers each client admits
+1/W of its config's `max_in_flight`, so the bound a config sets holds for the cluster.
+"""
 
 from __future__ import annotations
 
@@ -14,6 +18,19 @@ if TYPE_CHECKING:
 
 _CLIENTS: dict[str, LLMClient] = {}
 _LOCK = threading.Lock()
+_SHARE = 1
+
+
+def set_in_flight_share(workers: int) -> None:
+    """This process is one of `workers` sending the same requests' load (a Ray worker)."""
+    global _SHARE
+    _SHARE = max(1, int(workers))
+
+
+def _shared_config(config: LLMConfig) -> LLMConfig:
+    if _SHARE == 1:
+        return config
+    return config.model_copy(update={"max_in_flight": max(1, -(-config.in_flight // _SHARE))})
 
 
 def shared_client(config: LLMConfig | dict) -> LLMClient:
@@ -22,6 +39,7 @@ def shared_client(config: LLMConfig | dict) -> LLMClient:
 
     if not isinstance(config, LLMConfig):
         config = LLMConfig.model_validate(config)
+    config = _shared_config(config)
     key = config.model_dump_json()
     with _LOCK:
         client = _CLIENTS.get(key)
