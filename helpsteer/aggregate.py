@@ -152,6 +152,11 @@ def aggregate_preferences(raw: pl.DataFrame) -> pl.DataFrame:
     )
     rows = _annotations_with_choice(raw, grouped)
     item = pl.struct(pl.col("statement"), pl.col("elaboration"), pl.col("strength").cast(pl.Int64))
+    # nvidia/HelpSteer2 keeps each annotator's whole text here, unsplit.
+    annotation = pl.struct(
+        pl.col("strength").cast(pl.Int64),
+        pl.col("justification").fill_null("").str.strip_chars(),
+    )
     # The record's statement/elaboration is the chosen annotator closest to the label.
     closeness = (pl.col("strength") - pl.col("label")).abs() + pl.when(pl.col("chosen")).then(
         0
@@ -163,7 +168,7 @@ def aggregate_preferences(raw: pl.DataFrame) -> pl.DataFrame:
         pl.col("elaboration").sort_by(closeness, LINE).first().alias("preference_elaboration"),
         # rows are in file order and group-by keeps that order within each group
         item.filter(pl.col("chosen")).alias("three_most_similar_preferences"),
-        item.alias("all_preferences_unprocessed"),
+        annotation.alias("all_preferences_unprocessed"),
     )
     out = per_pair.join(grouped, on="pair_id").sort("_first_line")
     return out.select(

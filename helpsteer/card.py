@@ -11,16 +11,25 @@ from helpsteer.atomic import atomic_path, write_text
 from helpsteer.attributes import ATTRIBUTES
 from helpsteer.pipeline import StageContext, Tables
 
+DEFAULT_CONFIGS = ("ratings", "preference")
+"""The first of these that was exported opens with `load_dataset(folder)`: ratings, as
+nvidia/HelpSteer2's default config does."""
+
 
 def _front_matter(out_dir: Path) -> str:
     """Hub `configs` so that `load_dataset(folder, name=...)` finds each export."""
-    lines = ["---", "configs:"]
+    found = {}
     for fmt_dir in sorted(p for p in out_dir.iterdir() if p.is_dir() and p.name != "datasets"):
-        files = sorted(fmt_dir.glob("*.parquet"))
-        if not files:
-            continue
-        lines += [f"- config_name: {fmt_dir.name}", "  data_files:"]
-        lines += [f"  - split: {f.stem}\n    path: {fmt_dir.name}/{f.name}" for f in files]
+        if files := sorted(fmt_dir.glob("*.parquet")):
+            found[fmt_dir.name] = files
+    default = next((name for name in DEFAULT_CONFIGS if name in found), None)
+    lines = ["---", "configs:"]
+    for name, files in found.items():
+        lines += [f"- config_name: {name}"]
+        if name == default:
+            lines += ["  default: true"]
+        lines += ["  data_files:"]
+        lines += [f"  - split: {f.stem}\n    path: {name}/{f.name}" for f in files]
     return "\n".join([*lines, "---", ""])
 
 

@@ -1,12 +1,14 @@
 """Export formats, each a whole-column transformation of the aggregated tables.
 
-- `ratings`: nvidia/HelpSteer2 columns.
-- `preference`: nvidia/HelpSteer2 `preference` columns.
+- `ratings`: nvidia/HelpSteer2 columns, with the Hub's features (helpsteer/features.py).
+- `preference`: nvidia/HelpSteer2 `preference` columns, with the Hub's features.
 - `regression`: NeMo-Aligner attribute regression (`text` in the SteerLM template and a
   9-slot `label` with -100 for missing) plus `messages`.
 - `regression_columns`: `messages`, `prompt`, `response` and one column per attribute.
 - `bt`: Bradley-Terry pairs, TRL's implicit-prompt layout (`chosen`/`rejected` are whole
-  conversations) with `margin` = |preference strength|; ties are left out.
+  conversations) with the signed `preference_strength`; ties are left out. There is no
+  `margin` column: TRL's RewardTrainer turns its loss into a margin loss whenever one exists.
+- `bt_margin`: `bt` plus `margin` = |preference strength|, for a margin loss in TRL.
 - `dpo`: TRL's conversational DPO layout: `prompt` messages, `chosen`/`rejected` as one
   assistant message each.
 - `steerlm`: NeMo SteerLM attribute-conditioned SFT records.
@@ -20,7 +22,7 @@ import polars as pl
 
 from helpsteer.attributes import ATTRIBUTES, MISSING_LABEL, NEMO_ALIGNER_SLOTS
 from helpsteer.conversation import flat_to_messages
-from helpsteer.records import PREFERENCE_COLUMNS, RATINGS_COLUMNS
+from helpsteer.features import hub_preference, hub_ratings
 
 MESSAGE = pl.Struct({"role": pl.String, "content": pl.String})
 MESSAGES = pl.List(MESSAGE)
@@ -87,11 +89,11 @@ def _reply(frame: pl.DataFrame, column: str) -> pl.Series:
 
 
 def ratings(table: pl.DataFrame) -> pl.DataFrame:
-    return table.select(RATINGS_COLUMNS)
+    return hub_ratings(table)
 
 
 def preference(table: pl.DataFrame) -> pl.DataFrame:
-    return table.select(PREFERENCE_COLUMNS)
+    return hub_preference(table)
 
 
 STEERLM_SYSTEM = ""
@@ -136,15 +138,22 @@ def _decided(table: pl.DataFrame) -> pl.DataFrame:
     )
 
 
-def bt(table: pl.DataFrame) -> pl.DataFrame:
+def bt(table: pl.DataFrame, margin: bool = False) -> pl.DataFrame:
     decided = _decided(table)
-    return decided.select(
+    columns = [
         "pair_id",
         messages(decided, "prompt", "_chosen").alias("chosen"),
         messages(decided, "prompt", "_rejected").alias("rejected"),
         pl.col("preference_strength").cast(pl.Int64),
-        pl.col("preference_strength").abs().cast(pl.Float64).alias("margin"),
-    )
+    ]
+    if margin:
+        columns.append(pl.col("preference_strength").abs().cast(pl.Float64).alias("margin"))
+    return decided.select(columns)
+
+
+def bt_margin(table: pl.DataFrame) -> pl.DataFrame:
+    """`bt` with TRL's `margin` column: a format of its own because TRL uses it unasked."""
+    return bt(table, margin=True)
 
 
 def dpo(table: pl.DataFrame) -> pl.DataFrame:
@@ -199,6 +208,7 @@ RATINGS_FORMATS: dict[str, Callable[[pl.DataFrame], pl.DataFrame]] = {
 PREFERENCE_FORMATS: dict[str, Callable[[pl.DataFrame], pl.DataFrame]] = {
     "preference": preference,
     "bt": bt,
+    "bt_margin": bt_margin,
     "dpo": dpo,
 }
 ALL_FORMATS = (*RATINGS_FORMATS, *PREFERENCE_FORMATS)

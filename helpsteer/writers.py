@@ -6,7 +6,7 @@ from pathlib import Path
 
 import polars as pl
 
-from helpsteer import exports
+from helpsteer import exports, features
 from helpsteer.atomic import atomic_path
 from helpsteer.pipeline import StageContext, Tables
 from helpsteer.split import SPLITS
@@ -42,10 +42,10 @@ def write_exports(ctx: StageContext, tables: Tables, cfg) -> dict[str, dict[str,
             counts[fmt] = {split: frame.height for split, frame in splits.items()}
             for split, frame in splits.items():
                 for file_type in cfg.file_types:
-                    _write(frame, ctx.out_dir / fmt / f"{split}.{file_type}", file_type)
+                    _write(frame, ctx.out_dir / fmt / f"{split}.{file_type}", file_type, fmt)
                     bar.advance()
             if cfg.datasets_folder and splits:
-                _write_datasets(splits, ctx.out_dir / "datasets" / fmt)
+                _write_datasets(splits, ctx.out_dir / "datasets" / fmt, fmt)
             bar.advance(
                 (len(SPLITS) - len(splits)) * len(cfg.file_types)
                 + len(SPLITS) * cfg.datasets_folder
@@ -57,15 +57,33 @@ def write_exports(ctx: StageContext, tables: Tables, cfg) -> dict[str, dict[str,
     return counts
 
 
-def _write(frame: pl.DataFrame, path: Path, file_type: str) -> None:
+def _write(frame: pl.DataFrame, path: Path, file_type: str, fmt: str = "") -> None:
     with atomic_path(path) as tmp:
-        if file_type == "parquet":
+        if file_type == "parquet" and fmt in features.HUB_SCHEMAS:
+            _write_hub_parquet(frame, tmp, fmt)
+        elif file_type == "parquet":
             frame.write_parquet(tmp)
         else:
+            # JSON has no dtypes: the frame already has the Hub's columns and item keys,
+            # and `datasets` infers the Hub's features from it as it does from the Hub's files.
             frame.write_ndjson(tmp)
 
 
-def _write_datasets(splits: dict[str, pl.DataFrame], path: Path) -> None:
+def _write_hub_parquet(frame: pl.DataFrame, path: Path, fmt: str) -> None:
+    """pyarrow, not polars, writes these: polars would record `large_string` and
+    `large_list` in the file's Arrow schema, and `datasets` loads what the schema says."""
+    import pyarrow.parquet as pq
+
+    pq.write_table(features.to_arrow(frame, fmt), path)
+
+
+def _arrow(frame: pl.DataFrame, fmt: str):
+    if fmt in features.HUB_SCHEMAS:
+        return features.to_arrow(frame, fmt)
+    return frame.to_arrow()
+
+
+def _write_datasets(splits: dict[str, pl.DataFrame], path: Path, fmt: str = "") -> None:
     import datasets
 
     datasets.disable_progress_bars()
@@ -73,7 +91,7 @@ def _write_datasets(splits: dict[str, pl.DataFrame], path: Path) -> None:
     # hashing every table itself, which cost 1.5 s per million rows.
     folder = datasets.DatasetDict(
         {
-            name: datasets.Dataset(frame.to_arrow(), fingerprint=_fingerprint(frame))
+            name: datasets.Dataset(_arrow(frame, fmt), fingerprint=_fingerprint(frame))
             for name, frame in splits.items()
         }
     )

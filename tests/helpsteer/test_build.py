@@ -83,7 +83,8 @@ def test_outputs_open_with_datasets(tmp_path):
     assert set(saved) == {"train", "validation"} or set(saved) == {"train"}
     assert "three_most_similar_preferences" in saved["train"].column_names
     hub = datasets.load_dataset(str(out), name="bt", split="train")
-    assert {"chosen", "rejected", "margin"} <= set(hub.column_names)
+    assert {"chosen", "rejected", "preference_strength"} <= set(hub.column_names)
+    assert "margin" not in hub.column_names  # TRL would switch to a margin loss
 
 
 def test_no_prompt_in_both_splits_across_tables(tmp_path):

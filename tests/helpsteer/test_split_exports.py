@@ -73,6 +73,14 @@ def test_bt_orients_pairs_and_drops_ties():
     assert out["chosen"][0][-1]["content"] == "good"
     assert out["rejected"][0][-1]["content"] == "bad"
     assert out["chosen"][1][-1]["content"] == "great"
+    assert out["preference_strength"].to_list() == [-2, 3]
+    # TRL's RewardTrainer makes its loss a margin loss whenever a `margin` column exists
+    assert "margin" not in out.columns
+
+
+def test_bt_margin_is_bt_plus_trls_margin_column():
+    out = exports.bt_margin(_preference())
+    assert out.drop("margin").equals(exports.bt(_preference()))
     assert out["margin"].to_list() == [2.0, 3.0]
 
 

@@ -1,0 +1,192 @@
+"""The Hub's declared features of nvidia/HelpSteer2, and casting our tables to them.
+
+Exports of the `ratings` and `preference` formats are cast to these exactly (dtypes, struct
+shapes and field order), so `datasets.concatenate_datasets([ours, helpsteer2])` works
+without a cast.
+
+Source: nvidia/HelpSteer2 on the Hub ships JSON Lines (`train.jsonl.gz` and
+`validation.jsonl.gz` at the root are the default config; `preference/preference.jsonl.gz`
+is loaded with `load_dataset("nvidia/HelpSteer2", data_dir="preference")["train"]`). Its
+README declares no `dataset_info`, so the Hub's features are what the `datasets` JSON
+builder infers from those files: text -> `string`, integers -> `int64`, a list of objects
+-> a list of `struct` with the keys in the order the files write them. Columns and item
+keys follow the README's examples (huggingface.co/datasets/nvidia/HelpSteer2, README.md)
+and issue 13, which compared our exports with the real files: items of
+`three_most_similar_preferences` are `{statement, elaboration, strength}`, items of
+`all_preferences_unprocessed` are `{strength, justification}`. (Public preprocessing
+scripts, e.g. OpenRLHF's, map the preference file's `split` value "val" to "validation";
+ours writes "validation". Values are not features, so this does not stop a concatenation.)
+
+Importing this module is cheap; `datasets` is imported only when features are asked for.
+"""
+
+from __future__ import annotations
+
+from functools import cache
+
+import polars as pl
+
+from helpsteer.attributes import ATTRIBUTES
+
+THREE_ITEM = pl.Struct({"statement": pl.String, "elaboration": pl.String, "strength": pl.Int64})
+"""An item of `three_most_similar_preferences`."""
+ALL_ITEM = pl.Struct({"strength": pl.Int64, "justification": pl.String})
+"""An item of `all_preferences_unprocessed`: one annotator's strength and full text."""
+
+RATINGS_SCHEMA = pl.Schema(
+    {"prompt": pl.String, "response": pl.String, **dict.fromkeys(ATTRIBUTES, pl.Int64)}
+)
+PREFERENCE_SCHEMA = pl.Schema(
+    {
+        "split": pl.String,
+        "prompt": pl.String,
+        "response_1": pl.String,
+        "response_2": pl.String,
+        "preference_strength": pl.Int64,
+        "preference_statement": pl.String,
+        "preference_elaboration": pl.String,
+        "three_most_similar_preferences": pl.List(THREE_ITEM),
+        "all_preferences_unprocessed": pl.List(ALL_ITEM),
+    }
+)
+HUB_SCHEMAS = {"ratings": RATINGS_SCHEMA, "preference": PREFERENCE_SCHEMA}
+"""Export format -> the Hub's columns and dtypes, in polars terms."""
+
+
+# --- polars: our tables in the Hub's shape ------------------------------------------------
+
+
+def _field(fields: set[str], name: str, fallback: pl.Expr) -> pl.Expr:
+    return pl.element().struct.field(name) if name in fields else fallback
+
+
+def _struct_fields(dtype: pl.DataType) -> set[str] | None:
+    """Field names of a list-of-struct column; None when the items are not structs."""
+    inner = getattr(dtype, "inner", None)
+    if isinstance(inner, pl.Struct):
+        return {f.name for f in inner.fields}
+    return None
+
+
+def _items(frame: pl.DataFrame, column: str, build) -> pl.Expr:
+    """`column` rebuilt item by item with `build(fields)`; an all-empty or missing column
+    (no struct items to read) becomes empty lists of the Hub's item type."""
+    target = PREFERENCE_SCHEMA[column]
+    if column not in frame.columns:
+        return pl.lit([], dtype=target).alias(column)
+    fields = _struct_fields(frame.schema[column])
+    if fields is None:
+        return pl.col(column).cast(target).fill_null([]).alias(column)
+    return pl.col(column).list.eval(build(fields)).cast(target).alias(column)
+
+
+def _three_item(fields: set[str]) -> pl.Expr:
+    return pl.struct(
+        _field(fields, "statement", pl.lit("")).cast(pl.String).alias("statement"),
+        _field(fields, "elaboration", pl.lit("")).cast(pl.String).alias("elaboration"),
+        _field(fields, "strength", pl.lit(None)).cast(pl.Int64).alias("strength"),
+    )
+
+
+def _all_item(fields: set[str]) -> pl.Expr:
+    # Items built by judges, synth or older runs carry the split {statement, elaboration};
+    # the Hub keeps one text, so the two parts are joined back. A table that mixes both
+    # shapes has the union of their fields, hence the coalesce.
+    texts = []
+    if "justification" in fields:
+        texts.append(pl.element().struct.field("justification"))
+    if parts := [pl.element().struct.field(f) for f in ("statement", "elaboration") if f in fields]:
+        texts.append(pl.concat_str(parts, separator=" ", ignore_nulls=True).str.strip_chars())
+    return pl.struct(
+        _field(fields, "strength", pl.lit(None)).cast(pl.Int64).alias("strength"),
+        pl.coalesce(*texts, pl.lit("")).cast(pl.String).alias("justification"),
+    )
+
+
+def hub_ratings(table: pl.DataFrame) -> pl.DataFrame:
+    """nvidia/HelpSteer2 default-config columns with the Hub's dtypes."""
+    return table.select(pl.col(c).cast(t) for c, t in RATINGS_SCHEMA.items())
+
+
+def hub_preference(table: pl.DataFrame) -> pl.DataFrame:
+    """nvidia/HelpSteer2 `preference` columns with the Hub's dtypes and item shapes."""
+    lists = {
+        "three_most_similar_preferences": _items(
+            table, "three_most_similar_preferences", _three_item
+        ),
+        "all_preferences_unprocessed": _items(table, "all_preferences_unprocessed", _all_item),
+    }
+    return table.select(
+        lists[c] if c in lists else pl.col(c).cast(t) for c, t in PREFERENCE_SCHEMA.items()
+    )
+
+
+# --- datasets / Arrow: the declared features ----------------------------------------------
+
+
+def _list_of(item):
+    import datasets
+
+    # datasets 4 spells a list feature `List`; 2.x and 3.x take a one-element Python list,
+    # which is what their JSON builder infers for a list of objects.
+    if hasattr(datasets, "List"):
+        return datasets.List(item)
+    return [item]
+
+
+@cache
+def ratings_features():
+    """`datasets.Features` of nvidia/HelpSteer2's default config."""
+    import datasets
+
+    string, int64 = datasets.Value("string"), datasets.Value("int64")
+    return datasets.Features(
+        {"prompt": string, "response": string, **dict.fromkeys(ATTRIBUTES, int64)}
+    )
+
+
+@cache
+def preference_features():
+    """`datasets.Features` of nvidia/HelpSteer2's `preference` data (data_dir "preference")."""
+    import datasets
+
+    string, int64 = datasets.Value("string"), datasets.Value("int64")
+    three = {"statement": string, "elaboration": string, "strength": int64}
+    everything = {"strength": int64, "justification": string}
+    return datasets.Features(
+        {
+            "split": string,
+            "prompt": string,
+            "response_1": string,
+            "response_2": string,
+            "preference_strength": int64,
+            "preference_statement": string,
+            "preference_elaboration": string,
+            "three_most_similar_preferences": _list_of(three),
+            "all_preferences_unprocessed": _list_of(everything),
+        }
+    )
+
+
+def hub_features(fmt: str):
+    """The Hub's features for export format `fmt` ("ratings" or "preference")."""
+    return {"ratings": ratings_features, "preference": preference_features}[fmt]()
+
+
+_CAST_ROWS = 65_536
+
+
+def to_arrow(frame: pl.DataFrame, fmt: str):
+    """`frame` (already in the Hub's columns) as a pyarrow Table with exactly the Hub's
+    Arrow schema, carrying the `datasets` feature metadata that `to_parquet` writes.
+
+    polars hands out `large_string` and `large_list`; the Hub's JSON files load as
+    `string` and `list`. The cast runs on slices because a `string` array holds at most
+    2 GiB of text, which one large column of a big export can exceed.
+    """
+    import pyarrow as pa
+
+    schema = hub_features(fmt).arrow_schema
+    table = frame.to_arrow()
+    batches = [b.cast(schema) for b in table.to_batches(max_chunksize=_CAST_ROWS)]
+    return pa.Table.from_batches(batches, schema=schema)
