@@ -73,3 +73,54 @@ def compare(
             f"{m['seconds_per_judgment']:.4f}",
         )
     reporter.console.print(table)
+
+
+@app.command("code")
+def code(
+    solution: Annotated[Path, typer.Argument(help="Python file with the candidate solution.")],
+    tests: Annotated[
+        Path | None, typer.Option("--tests", help="Python file of assert-style tests.")
+    ] = None,
+    io: Annotated[
+        Path | None, typer.Option("--io", help='JSON file: [{"stdin": ..., "stdout": ...}].')
+    ] = None,
+    wall_seconds: Annotated[float, typer.Option(help="Wall-time limit per run.")] = 10.0,
+    unsafe_no_sandbox: Annotated[
+        bool,
+        typer.Option(
+            "--unsafe-no-sandbox",
+            help="Run without the bubblewrap OS sandbox: only for trusted code.",
+        ),
+    ] = False,
+) -> None:
+    """Judge one code candidate against assert tests or stdin/stdout cases, in the sandbox.
+
+    Exit status 0 when it passes, 1 when it does not, 2 when it cannot be judged (no
+    sandbox available, bad input).
+    """
+    import json
+
+    from judge.code import IOCase, Limits, SandboxUnavailable, judge_assert_tests, judge_io_cases
+
+    if (tests is None) == (io is None):
+        typer.echo("error: give exactly one of --tests and --io", err=True)
+        raise typer.Exit(2)
+    limits = Limits(wall_seconds=wall_seconds)
+    candidate = solution.read_text(encoding="utf-8")
+    try:
+        if tests is not None:
+            verdict = judge_assert_tests(
+                candidate,
+                tests.read_text(encoding="utf-8"),
+                limits,
+                unsafe_no_sandbox=unsafe_no_sandbox,
+            )
+        else:
+            cases = [IOCase(str(c["stdin"]), str(c["stdout"])) for c in json.loads(io.read_text())]
+            verdict = judge_io_cases(candidate, cases, limits, unsafe_no_sandbox=unsafe_no_sandbox)
+    except SandboxUnavailable as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from None
+    typer.echo(verdict.reason)
+    typer.echo(f"isolation: {', '.join(verdict.runs[-1].isolation)}")
+    raise typer.Exit(0 if verdict.passed else 1)

@@ -591,6 +591,11 @@ class GroundTruthConfig(StageConfig):
     io_key: str = Field("io_cases", description="Meta key of [{stdin, stdout}] cases.")
     constraints_key: str = Field("constraints", description="Column or meta key (JSON list).")
     wall_seconds: float = Field(10.0, gt=0, description="Per code run.")
+    unsafe_no_sandbox: bool = Field(
+        False,
+        description="Run code candidates without the bubblewrap OS sandbox (unsafe; only for "
+        "trusted code on machines without bwrap).",
+    )
     math_time_limit: float = Field(5.0, gt=0, description="Per symbolic comparison.")
 
 
@@ -630,8 +635,11 @@ def _check(kind: str, spec: Any, response: str, cfg: GroundTruthConfig) -> tuple
         failed = [f"{r.id}: {r.reason}" for r in results if not r.ok]
         return not failed, "; ".join(failed) or f"all {len(results)} constraints followed"
     limits = Limits(wall_seconds=cfg.wall_seconds)
+    unsafe = cfg.unsafe_no_sandbox
     if kind == "tests":
-        verdict = judge_assert_tests(extract_code(response), str(spec), limits)
+        verdict = judge_assert_tests(
+            extract_code(response), str(spec), limits, unsafe_no_sandbox=unsafe
+        )
         return verdict.passed, verdict.reason
     if kind == "io":
         if not isinstance(spec, list) or not all(
@@ -639,7 +647,7 @@ def _check(kind: str, spec: Any, response: str, cfg: GroundTruthConfig) -> tuple
         ):
             raise ValueError(f"{cfg.io_key}: expected a list of {{stdin, stdout}} objects")
         cases = [IOCase(str(c["stdin"]), str(c["stdout"])) for c in spec]
-        verdict = judge_io_cases(extract_code(response), cases, limits)
+        verdict = judge_io_cases(extract_code(response), cases, limits, unsafe_no_sandbox=unsafe)
         return verdict.passed, verdict.reason
     verdict = judge_math(response, spec, time_limit=cfg.math_time_limit)
     return verdict.correct, verdict.reason
@@ -649,6 +657,7 @@ def _check(kind: str, spec: Any, response: str, cfg: GroundTruthConfig) -> tuple
 def ground_truth_stage(ctx: StageContext, tables: Tables, cfg: GroundTruthConfig):
     """Math / code / constraint checks on rows that carry a reference, tests or constraints."""
     from helpsteer.constraints import ConstraintError
+    from judge.code import SandboxUnavailable
 
     frame = _table(ctx, tables, cfg.table, ("response",))
     values: list[float | None] = []
@@ -666,6 +675,8 @@ def ground_truth_stage(ctx: StageContext, tables: Tables, cfg: GroundTruthConfig
                     value = 1.0 if ok else 0.0
                     tally = counts.setdefault(kind, {"passed": 0, "failed": 0})
                     tally["passed" if ok else "failed"] += 1
+                except SandboxUnavailable as exc:
+                    raise PipelineError(f"{ctx.name}: {exc}") from None
                 except (ConstraintError, ValueError) as exc:
                     reason = f"unusable {kind} ground truth: {exc}"
                     rejects.append(

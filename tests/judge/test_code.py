@@ -1,13 +1,23 @@
 import os
+import shutil
 import sys
 import uuid
 from pathlib import Path
 
 import pytest
 
-from judge.code import IOCase, Limits, judge_assert_tests, judge_io_cases, run_python
+import judge.code as code_module
+from judge.code import (
+    IOCase,
+    Limits,
+    SandboxUnavailable,
+    judge_assert_tests,
+    judge_io_cases,
+    run_python,
+)
 
 FAST = Limits(wall_seconds=3, cpu_seconds=1, memory_bytes=512 * 1024**2, output_bytes=64 * 1024)
+pytestmark = pytest.mark.skipif(shutil.which("bwrap") is None, reason="bubblewrap not installed")
 SOLUTION = "def add(a, b):\n    return a + b\n"
 TESTS = "assert add(1, 2) == 3\nassert add(-1, 1) == 0\n"
 # A system interpreter that user `nobody` can run exercises the uid-drop layer too.
@@ -53,12 +63,8 @@ def test_fork_bomb_is_contained(interpreter):
     bomb = "import os\nwhile True:\n    os.fork()\n"
     result = run_python(bomb, limits=FAST, interpreter=interpreter)
     assert not result.passed
-    if "uid-nobody" in result.isolation:
-        assert result.status in ("process_limit", "timeout"), result.reason
-    elif "fork-blocked-by-hook" in result.isolation:
-        assert result.status == "blocked" and "os.fork" in result.reason
-    else:  # an unprivileged user: RLIMIT_NPROC applies
-        assert result.status in ("process_limit", "timeout"), result.reason
+    assert "bwrap" in result.isolation
+    assert result.status == "process_limit", result.reason
 
 
 def test_huge_output_is_cut():
@@ -84,13 +90,14 @@ def test_network_is_blocked(interpreter):
 def test_network_namespace_has_only_loopback():
     # Audit hooks do not see if_nameindex; this shows the namespace itself.
     result = run_python("import socket\nprint(socket.if_nameindex())\n", limits=FAST)
-    assert "net-namespace" in result.isolation
+    assert "net-ns" in result.isolation
     assert result.stdout.strip() == "[(1, 'lo')]"
 
 
 @pytest.mark.parametrize("interpreter", INTERPRETERS)
-def test_writes_outside_the_temp_folder_are_blocked(tmp_path, interpreter):
-    target = tmp_path / f"escape-{uuid.uuid4().hex}.txt"
+def test_writes_outside_the_temp_folder_are_blocked(interpreter):
+    # Not under /tmp: inside the sandbox /tmp is the candidate's own writable folder.
+    target = Path("/var/tmp") / f"escape-{uuid.uuid4().hex}.txt"
     code = f"open({str(target)!r}, 'w').write('x')\n"
     result = run_python(code, limits=FAST, interpreter=interpreter)
     assert result.status == "blocked"
@@ -119,7 +126,36 @@ def test_starting_programs_is_blocked():
 def test_leftover_children_do_not_hold_the_run_open():
     code = "import os, time\nif os.fork() == 0:\n    time.sleep(30)\nprint('parent done')\n"
     result = run_python(code, limits=Limits(wall_seconds=20), interpreter=SYSTEM_PYTHON)
-    if "fork-blocked-by-hook" in result.isolation:
-        pytest.skip("fork is blocked by the audit hook for this interpreter")
     assert result.passed
     assert result.seconds < 15
+
+
+def test_unsafe_runner_is_marked_and_still_judges_by_the_harness():
+    result = run_python("print(1)\n", limits=FAST, unsafe_no_sandbox=True)
+    assert result.passed and result.stdout == "1\n"
+    assert "unsafe-no-sandbox" in result.isolation and "bwrap" not in result.isolation
+    trick = "import sys\ndef add(a, b):\n    return 0\nsys.exit(0)\n"
+    assert not judge_assert_tests(trick, TESTS, FAST, unsafe_no_sandbox=True).passed
+
+
+def test_refuses_to_run_without_bubblewrap(monkeypatch):
+    code_module._sandbox_ready.cache_clear()
+    monkeypatch.setattr(code_module.shutil, "which", lambda name: None)
+    try:
+        with pytest.raises(SandboxUnavailable, match="apt-get install bubblewrap"):
+            judge_assert_tests(SOLUTION, TESTS, FAST)
+        with pytest.raises(SandboxUnavailable, match="--unsafe-no-sandbox"):
+            run_python("print(1)\n", limits=FAST)
+    finally:
+        code_module._sandbox_ready.cache_clear()
+
+
+def test_refuses_to_run_when_user_namespaces_are_refused(monkeypatch):
+    code_module._sandbox_ready.cache_clear()
+    refusal = "bwrap: No permissions to create new namespace"
+    monkeypatch.setattr(code_module, "_probe_failure", lambda command, preexec: refusal)
+    try:
+        with pytest.raises(SandboxUnavailable, match="No permissions to create new namespace"):
+            judge_io_cases("print(1)\n", [IOCase("", "1")], FAST)
+    finally:
+        code_module._sandbox_ready.cache_clear()
