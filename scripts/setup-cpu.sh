@@ -3,6 +3,14 @@
 # Used by the README's set-up command and by .ci/run, so both stay the same.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# The code judge runs candidates under bubblewrap and refuses to run without it.
+if ! command -v bwrap >/dev/null; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+    apt-get update -qq && apt-get install -y -qq bubblewrap >/dev/null
+  else
+    echo "setup-cpu: the code judge needs bubblewrap (bwrap): install it, e.g. apt-get install bubblewrap"
+  fi
+fi
 export PIP_DISABLE_PIP_VERSION_CHECK=1
 # The CPU torch pin must come first: a looser torch spec pulls GBs of CUDA wheels.
 pip install -q torch==2.13.0
