@@ -3,24 +3,33 @@
 Every request opens its own SQLite connection in a worker thread (`_db`); pages are
 plain HTML forms, so the app works without JavaScript, and `static/app.js` adds the
 keyboard shortcuts and draft autosave on top.
+
+Anyone who reaches the port can send requests, so the outermost layer (`limits.BodyLimit`)
+bounds request bodies before anything parses them or asks who is sending, and logins are
+throttled per account and per client address (`limits.LoginThrottle`).
 """
 
 from __future__ import annotations
 
+import logging
 import sqlite3
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Annotated, Any, TypeVar
 from urllib.parse import quote
 
 from fastapi import FastAPI, Request
+from fastapi import Path as PathValue
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
 from starlette.concurrency import run_in_threadpool
+from starlette.datastructures import MutableHeaders
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from annotation_ui import export, security, store
+from annotation_ui import export, limits, security, store
 from annotation_ui.render import markdown
 from annotation_ui.tasks import (
     ATTRIBUTE_SPECS,
@@ -42,6 +51,9 @@ CSP = (
     "object-src 'none'; base-uri 'none'; frame-ancestors 'none'; form-action 'self'"
 )
 T = TypeVar("T")
+ItemId = Annotated[int, PathValue(ge=1, le=2**63 - 1)]
+"""SQLite integers are 64-bit: a larger id would be an OverflowError, not a missing item."""
+log = logging.getLogger("annotation_ui.login")
 
 
 @dataclass(frozen=True)
@@ -51,6 +63,12 @@ class Settings:
     synchronous: str = "FULL"
     secure_cookies: bool = False
     title: str = "HelpSteer annotation"
+    max_body_bytes: int = limits.DEFAULT_MAX_BODY
+    max_form_fields: int = limits.DEFAULT_MAX_FIELDS
+    login_window: float = 300.0
+    """Seconds a lockout lasts, and the span in which failed logins are counted."""
+    login_per_account: int = 5
+    login_per_address: int = 20
 
 
 class Refused(Exception):
@@ -71,11 +89,17 @@ def create_app(settings: Settings) -> FastAPI:
     app.state.guidelines_html = markdown(settings.guidelines)
     templates = Jinja2Templates(directory=HERE / "templates")
     app.state.templates = templates
+    app.state.throttle = limits.LoginThrottle(
+        settings.login_window, settings.login_per_account, settings.login_per_address
+    )
     app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
     _add_handlers(app)
     _add_pages(app)
     _add_item_routes(app)
     _add_admin_routes(app)
+    app.add_middleware(SecurityHeaders)
+    # Added last, so it is the outermost middleware: sizes are checked before anything else.
+    app.add_middleware(limits.BodyLimit, max_bytes=settings.max_body_bytes)
     return app
 
 
@@ -124,7 +148,21 @@ def _check_csrf(session: store.Session, request: Request, form: dict[str, str]) 
 
 
 async def _form(request: Request) -> dict[str, str]:
-    data = await request.form()
+    """The form's text fields. The body is at most `max_body_bytes` (BodyLimit); its fields
+    are counted before parsing, since each parsed field costs far more than its bytes."""
+    settings: Settings = request.app.state.settings
+    body = await request.body()
+    fields = limits.count_fields(body, request.headers.get("content-type", ""))
+    if fields > settings.max_form_fields:
+        raise Refused(413, f"The form has too many fields (at most {settings.max_form_fields}).")
+    try:
+        data = await request.form(
+            max_files=0,
+            max_fields=settings.max_form_fields,
+            max_part_size=settings.max_body_bytes,
+        )
+    except StarletteHTTPException as exc:
+        raise Refused(400, f"The form could not be read: {exc.detail}") from None
     return {k: v for k, v in data.items() if isinstance(v, str)}
 
 
@@ -145,16 +183,45 @@ def _add_handlers(app: FastAPI) -> None:
     async def login_needed(request: Request, exc: LoginNeeded) -> Response:
         return RedirectResponse("/login", status_code=303)
 
-    @app.middleware("http")
-    async def headers(request: Request, call_next):
-        response = await call_next(request)
-        response.headers["Content-Security-Policy"] = CSP
-        response.headers["X-Content-Type-Options"] = "nosniff"
-        response.headers["Referrer-Policy"] = "same-origin"
-        response.headers["X-Frame-Options"] = "DENY"
-        if not request.url.path.startswith("/static/"):
-            response.headers["Cache-Control"] = "no-store"
+    @app.exception_handler(limits.BodyTooLarge)
+    async def too_large(request: Request, exc: limits.BodyTooLarge) -> Response:
+        response = await refused(request, Refused(413, str(exc)))
+        # The rest of the body is still on the wire; the connection cannot be reused.
+        response.headers["Connection"] = "close"
         return response
+
+    @app.exception_handler(RequestValidationError)
+    async def bad_path(request: Request, exc: RequestValidationError) -> Response:
+        # The only validated values are ids in paths; one out of range names nothing.
+        return await refused(request, Refused(404, "There is no such page or item."))
+
+
+class SecurityHeaders:
+    """Pure ASGI (not `@app.middleware("http")`): Starlette's BaseHTTPMiddleware reads the
+    body in a task group of its own, which would wrap BodyTooLarge in an ExceptionGroup
+    that no handler matches."""
+
+    def __init__(self, app):
+        self.app = app
+
+    async def __call__(self, scope, receive, send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        cacheable = scope["path"].startswith("/static/")
+
+        async def with_headers(message) -> None:
+            if message["type"] == "http.response.start":
+                headers = MutableHeaders(scope=message)
+                headers["Content-Security-Policy"] = CSP
+                headers["X-Content-Type-Options"] = "nosniff"
+                headers["Referrer-Policy"] = "same-origin"
+                headers["X-Frame-Options"] = "DENY"
+                if not cacheable:
+                    headers["Cache-Control"] = "no-store"
+            await send(message)
+
+        await self.app(scope, receive, with_headers)
 
 
 def _set_cookie(response: Response, request: Request, name: str, value: str, age: int) -> None:
@@ -175,21 +242,36 @@ def _set_cookie(response: Response, request: Request, name: str, value: str, age
 def _add_pages(app: FastAPI) -> None:
     @app.get("/login", response_class=HTMLResponse)
     async def login_page(request: Request) -> Response:
-        return _login_form(request)
+        return await _login_form(request)
 
     @app.post("/login")
     async def login(request: Request) -> Response:
         form = await _form(request)
-        if not security.same(form.get("csrf_token"), request.cookies.get(LOGIN_COOKIE)):
+        presession = request.cookies.get(LOGIN_COOKIE)
+        fresh = await _db(
+            request, lambda conn: store.use_login_form(conn, presession, form.get("csrf_token"))
+        )
+        if not fresh:
             raise Refused(403, "The login form expired; reload the page and try again.")
+        username, address = form.get("username", ""), _address(request)
+        throttle: limits.LoginThrottle = request.app.state.throttle
+        wait = throttle.begin(username, address)
+        if wait:
+            error = f"Too many failed logins; try again in {wait} seconds."
+            response = await _login_form(request, error=error, status=429)
+            response.headers["Retry-After"] = str(wait)
+            return response
 
         def work(conn: sqlite3.Connection) -> str | None:
-            user_id = store.authenticate(conn, form.get("username", ""), form.get("password", ""))
+            user_id = store.authenticate(conn, username, form.get("password", ""))
             return None if user_id is None else store.create_session(conn, user_id)
 
         token = await _db(request, work)
         if token is None:
-            return _login_form(request, error="Unknown user name or wrong password.", status=401)
+            log.info("failed login: account %r, address %s", username[:64], address)
+            error = "Unknown user name or wrong password."
+            return await _login_form(request, error=error, status=401)
+        throttle.succeeded(username, address)
         response = RedirectResponse("/", status_code=303)
         _set_cookie(response, request, SESSION_COOKIE, token, store.SESSION_DAYS * 86400)
         response.delete_cookie(LOGIN_COOKIE, path="/")
@@ -236,11 +318,15 @@ def _add_pages(app: FastAPI) -> None:
         return RedirectResponse(f"/item/{item_id}", status_code=303)
 
 
-def _login_form(request: Request, error: str | None = None, status: int = 200) -> Response:
-    token = security.new_token()
+async def _login_form(request: Request, error: str | None = None, status: int = 200) -> Response:
+    presession, token = await _db(request, store.open_login_form)
     response = _render(request, "login.html", status, csrf=token, error=error)
-    _set_cookie(response, request, LOGIN_COOKIE, token, 3600)
+    _set_cookie(response, request, LOGIN_COOKIE, presession, store.LOGIN_FORM_SECONDS)
     return response
+
+
+def _address(request: Request) -> str:
+    return request.client.host if request.client else "unknown"
 
 
 # --- one item -------------------------------------------------------------------------------
@@ -303,7 +389,7 @@ def _item_page(
 
 def _add_item_routes(app: FastAPI) -> None:
     @app.get("/item/{item_id}", response_class=HTMLResponse)
-    async def show(request: Request, item_id: int) -> Response:
+    async def show(request: Request, item_id: ItemId) -> Response:
         def work(conn: sqlite3.Connection):
             session = _session(conn, request)
             item = _own_item(conn, session, item_id)
@@ -313,7 +399,7 @@ def _add_item_routes(app: FastAPI) -> None:
         return _item_page(request, session, item, saved)
 
     @app.post("/item/{item_id}/submit")
-    async def submit(request: Request, item_id: int) -> Response:
+    async def submit(request: Request, item_id: ItemId) -> Response:
         form = await _form(request)
 
         def work(conn: sqlite3.Connection):
@@ -337,7 +423,7 @@ def _add_item_routes(app: FastAPI) -> None:
         return RedirectResponse("/next" if result is None else f"/item/{result}", status_code=303)
 
     @app.post("/item/{item_id}/skip")
-    async def skip(request: Request, item_id: int) -> Response:
+    async def skip(request: Request, item_id: ItemId) -> Response:
         form = await _form(request)
 
         def work(conn: sqlite3.Connection) -> None:
@@ -349,7 +435,7 @@ def _add_item_routes(app: FastAPI) -> None:
         return RedirectResponse("/next", status_code=303)
 
     @app.post("/item/{item_id}/draft")
-    async def draft(request: Request, item_id: int) -> Response:
+    async def draft(request: Request, item_id: ItemId) -> Response:
         form = await _form(request)
 
         def work(conn: sqlite3.Connection) -> None:

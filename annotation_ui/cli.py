@@ -129,6 +129,26 @@ def serve_command(
     secure_cookies: bool = typer.Option(
         False, "--secure-cookies", help="Mark cookies Secure (serve behind HTTPS)."
     ),
+    max_body_bytes: int = typer.Option(
+        1024 * 1024,
+        help="Largest request body accepted, in bytes; larger ones get 413 before they are "
+        "read or the sender is authenticated.",
+    ),
+    max_form_fields: int = typer.Option(
+        1000, help="Most fields one form may have; more get 413 before the form is parsed."
+    ),
+    login_window: float = typer.Option(
+        300.0,
+        help="Seconds in which failed logins are counted, and how long a lockout lasts.",
+    ),
+    login_per_account: int = typer.Option(
+        5, help="Failed logins of one account within the window before it is locked (0: off)."
+    ),
+    login_per_address: int = typer.Option(
+        20,
+        help="Failed logins from one client address within the window before it is locked "
+        "(0: off, e.g. behind a proxy that does not pass the client address).",
+    ),
 ) -> None:
     """Run the annotator web app for a team (admin page at /admin)."""
     from annotation_ui import store, tasks
@@ -139,6 +159,7 @@ def serve_command(
         _fail(f"--k: expected at least 1, got {k}")
     if synchronous.upper() not in store.SYNC_MODES:
         _fail(f"--synchronous: expected FULL or NORMAL, got {synchronous!r}")
+    _check_limits(max_body_bytes, max_form_fields, login_window)
     store.init_db(db)
     conn = store.connect(db)
     try:
@@ -156,17 +177,46 @@ def serve_command(
     if not users:
         typer.echo("note: no admin yet; create one with `hs annotate add-user NAME --admin`")
     typer.echo(f"{progress['items']} items, k = {progress['k']}", err=True)
-    _run_server(db, text, host, port, synchronous.upper(), secure_cookies)
-
-
-def _run_server(db: Path, guidelines: str, host, port, synchronous, secure_cookies) -> None:
-    import uvicorn
-
-    from annotation_ui.app import Settings, create_app
+    from annotation_ui.app import Settings
 
     settings = Settings(
-        db=db, guidelines=guidelines, synchronous=synchronous, secure_cookies=secure_cookies
+        db=db,
+        guidelines=text,
+        synchronous=synchronous.upper(),
+        secure_cookies=secure_cookies,
+        max_body_bytes=max_body_bytes,
+        max_form_fields=max_form_fields,
+        login_window=login_window,
+        login_per_account=max(login_per_account, 0),
+        login_per_address=max(login_per_address, 0),
     )
+    _run_server(settings, host, port)
+
+
+def _check_limits(max_body_bytes: int, max_form_fields: int, login_window: float) -> None:
+    # The login form alone is about 100 bytes and 3 fields; below these nothing works.
+    if max_body_bytes < 4096:
+        _fail(f"--max-body-bytes: expected at least 4096, got {max_body_bytes}")
+    if max_form_fields < 50:
+        _fail(f"--max-form-fields: expected at least 50, got {max_form_fields}")
+    if login_window <= 0:
+        _fail(f"--login-window: expected a positive number of seconds, got {login_window}")
+
+
+def _run_server(settings, host: str, port: int) -> None:
+    import logging
+
+    import uvicorn
+
+    from annotation_ui.app import create_app
+
+    # Failed logins and lockouts go to stderr with a time, for the operator's eyes.
+    handler = logging.StreamHandler()
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    logger = logging.getLogger("annotation_ui")
+    logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
+
     typer.echo(f"annotator app on http://{host}:{port}/ (Ctrl+C to stop)", err=True)
     uvicorn.run(create_app(settings), host=host, port=port, log_level="warning")
 

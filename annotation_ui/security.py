@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import hmac
 import secrets
@@ -28,6 +29,16 @@ def new_token() -> str:
 def token_digest(token: str) -> str:
     """Sessions are stored by digest, so a copy of the database does not hold live cookies."""
     return hashlib.sha256(token.encode()).hexdigest()
+
+
+def derived_token(token: str, purpose: str) -> str:
+    """A second secret computed from a session token (HMAC keyed by the token).
+
+    The session's CSRF token is derived rather than random so the database needs to keep
+    only its digest, yet every page can still show it.
+    """
+    mac = hmac.new(token.encode(), purpose.encode(), hashlib.sha256).digest()
+    return base64.urlsafe_b64encode(mac).rstrip(b"=").decode()
 
 
 def same(a: str | None, b: str | None) -> bool:

@@ -5,12 +5,16 @@ Every write that must see a consistent picture (giving out the next item, submit
 runs in a `BEGIN IMMEDIATE` transaction, so two annotators can never take the same
 slot of an item. A triggers-maintained `items.active` counts the assignments that
 hold a slot (open or done), so "items with a free slot" is an index range.
+
+The file holds no live secret: passwords are salted scrypt, and session ids, their CSRF
+tokens and login pre-sessions are kept as SHA-256 digests. It is created mode 0600.
 """
 
 from __future__ import annotations
 
 import contextlib
 import json
+import os
 import sqlite3
 import threading
 from collections.abc import Iterator
@@ -33,9 +37,15 @@ CREATE TABLE IF NOT EXISTS users (
 CREATE TABLE IF NOT EXISTS sessions (
     token_digest TEXT PRIMARY KEY,
     user_id INTEGER NOT NULL REFERENCES users(id) ON DELETE CASCADE,
-    csrf TEXT NOT NULL,
+    csrf_digest TEXT NOT NULL,
     expires_at TEXT NOT NULL
 );
+CREATE TABLE IF NOT EXISTS login_forms (
+    presession_digest TEXT PRIMARY KEY,
+    csrf_digest TEXT NOT NULL,
+    expires_at TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS login_forms_by_age ON login_forms (expires_at);
 CREATE TABLE IF NOT EXISTS items (
     id INTEGER PRIMARY KEY,
     item_key TEXT NOT NULL UNIQUE,
@@ -88,6 +98,10 @@ END;
 DEFAULT_K = 3
 DEFAULT_LEASE_HOURS = 24.0
 SESSION_DAYS = 14
+LOGIN_FORM_SECONDS = 3600
+MAX_LOGIN_FORMS = 10_000
+"""Open login forms kept at most; the oldest go first, so fetching /login in a loop cannot
+grow the database without bound."""
 SYNC_MODES = ("FULL", "NORMAL")
 
 
@@ -124,6 +138,8 @@ def now() -> str:
 
 def connect(path: str | Path, synchronous: str = "FULL") -> sqlite3.Connection:
     """A connection in autocommit mode; transactions are opened explicitly."""
+    if str(path) != ":memory:" and not Path(path).exists():
+        _create_private(Path(path))
     conn = sqlite3.connect(path, timeout=60, isolation_level=None, check_same_thread=False)
     conn.row_factory = sqlite3.Row
     conn.execute("PRAGMA busy_timeout = 60000")
@@ -152,15 +168,48 @@ def transaction(conn: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
         conn.execute("COMMIT")
 
 
+PRIVATE = 0o600
+DB_SUFFIXES = ("", "-wal", "-shm", "-journal")
+
+
+def _create_private(path: Path) -> None:
+    """Create an empty database file readable by its owner only, before SQLite writes to
+    it. SQLite gives the -wal and -shm files the database file's mode."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT, PRIVATE)
+    try:
+        os.fchmod(fd, PRIVATE)  # the umask may have taken bits away; never adds any
+    finally:
+        os.close(fd)
+
+
+def make_private(path: str | Path) -> None:
+    """Tighten an existing project's files (made before they were created 0600)."""
+    for suffix in DB_SUFFIXES:
+        with contextlib.suppress(FileNotFoundError):
+            os.chmod(f"{path}{suffix}", PRIVATE)
+
+
 def init_db(path: str | Path) -> None:
     """Create the database (or bring an existing one up to date) in WAL mode."""
     Path(path).parent.mkdir(parents=True, exist_ok=True)
+    make_private(path)
     conn = connect(path)
     try:
         conn.execute("PRAGMA journal_mode = WAL")
+        _drop_plain_sessions(conn)
         conn.executescript(SCHEMA)
     finally:
         conn.close()
+    make_private(path)
+
+
+def _drop_plain_sessions(conn: sqlite3.Connection) -> None:
+    """Databases made before CSRF tokens were hashed kept them in plain: drop those
+    sessions (everyone logs in again) rather than keep live secrets on disk."""
+    columns = {row["name"] for row in conn.execute("PRAGMA table_info(sessions)")}
+    if "csrf" in columns:
+        conn.execute("DROP TABLE sessions")
+        conn.execute("VACUUM")  # the dropped pages would still hold the tokens
 
 
 def open_existing(path: str | Path) -> sqlite3.Connection:
@@ -235,13 +284,23 @@ def authenticate(conn: sqlite3.Connection, username: str, password: str) -> int 
     return row["id"] if ok else None
 
 
+def _session_csrf(token: str) -> str:
+    return security.derived_token(token, "session csrf")
+
+
 def create_session(conn: sqlite3.Connection, user_id: int) -> str:
+    """A new session's cookie value; the database keeps digests of it and of its CSRF token."""
     token = security.new_token()
     expires = (datetime.now(UTC) + timedelta(days=SESSION_DAYS)).isoformat()
     conn.execute("DELETE FROM sessions WHERE expires_at < ?", (datetime.now(UTC).isoformat(),))
     conn.execute(
-        "INSERT INTO sessions (token_digest, user_id, csrf, expires_at) VALUES (?, ?, ?, ?)",
-        (security.token_digest(token), user_id, security.new_token(), expires),
+        "INSERT INTO sessions (token_digest, user_id, csrf_digest, expires_at) VALUES (?, ?, ?, ?)",
+        (
+            security.token_digest(token),
+            user_id,
+            security.token_digest(_session_csrf(token)),
+            expires,
+        ),
     )
     return token
 
@@ -250,17 +309,60 @@ def session_for(conn: sqlite3.Connection, token: str | None) -> Session | None:
     if not token:
         return None
     row = conn.execute(
-        "SELECT s.user_id, s.csrf, s.expires_at, u.username, u.is_admin FROM sessions s "
+        "SELECT s.user_id, s.csrf_digest, s.expires_at, u.username, u.is_admin FROM sessions s "
         "JOIN users u ON u.id = s.user_id WHERE s.token_digest = ?",
         (security.token_digest(token),),
     ).fetchone()
     if row is None or row["expires_at"] < datetime.now(UTC).isoformat():
         return None
-    return Session(row["user_id"], row["username"], bool(row["is_admin"]), row["csrf"])
+    csrf = _session_csrf(token)
+    if not security.same(security.token_digest(csrf), row["csrf_digest"]):
+        return None
+    return Session(row["user_id"], row["username"], bool(row["is_admin"]), csrf)
 
 
 def end_session(conn: sqlite3.Connection, token: str) -> None:
     conn.execute("DELETE FROM sessions WHERE token_digest = ?", (security.token_digest(token),))
+
+
+def open_login_form(conn: sqlite3.Connection) -> tuple[str, str]:
+    """(pre-session id for the cookie, CSRF token for the form) of a new login form.
+
+    Only digests are stored; the token is good only with the pre-session it was made for,
+    so a client cannot pass the check with a cookie and token of its own choosing.
+    """
+    presession, csrf = security.new_token(), security.new_token()
+    stamp = datetime.now(UTC)
+    expires = (stamp + timedelta(seconds=LOGIN_FORM_SECONDS)).isoformat()
+    with transaction(conn):
+        conn.execute("DELETE FROM login_forms WHERE expires_at < ?", (stamp.isoformat(),))
+        conn.execute(
+            "INSERT INTO login_forms (presession_digest, csrf_digest, expires_at) VALUES (?, ?, ?)",
+            (security.token_digest(presession), security.token_digest(csrf), expires),
+        )
+        conn.execute(
+            "DELETE FROM login_forms WHERE rowid IN (SELECT rowid FROM login_forms "
+            "ORDER BY expires_at DESC LIMIT -1 OFFSET ?)",
+            (MAX_LOGIN_FORMS,),
+        )
+    return presession, csrf
+
+
+def use_login_form(conn: sqlite3.Connection, presession: str | None, csrf: str | None) -> bool:
+    """Whether `csrf` is the token of this pre-session's login form; either way the form
+    is used up, so each token is good for one try."""
+    if not presession or not csrf:
+        return False
+    digest = security.token_digest(presession)
+    with transaction(conn):
+        row = conn.execute(
+            "SELECT csrf_digest, expires_at FROM login_forms WHERE presession_digest = ?",
+            (digest,),
+        ).fetchone()
+        conn.execute("DELETE FROM login_forms WHERE presession_digest = ?", (digest,))
+    if row is None or row["expires_at"] < datetime.now(UTC).isoformat():
+        return False
+    return security.same(security.token_digest(csrf), row["csrf_digest"])
 
 
 # --- items ------------------------------------------------------------------------------

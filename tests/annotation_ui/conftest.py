@@ -52,16 +52,16 @@ class Project:
     ids: dict[str, int]
     """item_key -> item id"""
 
-    def app(self):
+    def app(self, **settings):
         from annotation_ui.app import Settings, create_app
         from annotation_ui.tasks import default_guidelines
 
-        return create_app(Settings(db=self.db, guidelines=default_guidelines()))
+        return create_app(Settings(db=self.db, guidelines=default_guidelines(), **settings))
 
-    def client(self, username: str | None = None):
+    def client(self, username: str | None = None, **settings):
         from fastapi.testclient import TestClient
 
-        client = TestClient(self.app())
+        client = TestClient(self.app(**settings))
         if username is not None:
             login(client, username)
         return client

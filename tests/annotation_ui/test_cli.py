@@ -77,3 +77,22 @@ def test_serve_refuses_bad_options_before_starting(tmp_path):
     assert bad_sync.exit_code == 1 and "FULL or NORMAL" in bad_sync.output
     no_file = invoke("serve", "--db", db, "--guidelines", tmp_path / "missing.md")
     assert no_file.exit_code == 1 and "is not a file" in no_file.output
+
+
+def test_serve_passes_the_request_and_login_limits_to_the_app(tmp_path, monkeypatch):
+    from annotation_ui import cli
+
+    seen = {}
+    monkeypatch.setattr(cli, "_run_server", lambda settings, host, port: seen.update(s=settings))
+    db = tmp_path / "p.db"
+    args = ("--max-body-bytes", 65536, "--max-form-fields", 200, "--login-window", 30,
+            "--login-per-account", 2, "--login-per-address", 0)  # fmt: skip
+    assert invoke("serve", "--db", db, *args).exit_code == 0
+    settings = seen["s"]
+    assert (settings.max_body_bytes, settings.max_form_fields) == (65536, 200)
+    assert (settings.login_window, settings.login_per_account, settings.login_per_address) == (
+        30.0, 2, 0)  # fmt: skip
+    for flag, value in (("--max-body-bytes", 10), ("--max-form-fields", 3),
+                        ("--login-window", 0)):  # fmt: skip
+        refused = invoke("serve", "--db", db, flag, value)
+        assert refused.exit_code == 1 and refused.output.startswith(f"error: {flag}")
