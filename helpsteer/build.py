@@ -16,6 +16,7 @@ from rich.table import Table
 
 from helpsteer.atomic import atomic_path, write_json
 from helpsteer.io import file_fingerprint
+from helpsteer.llm.config import with_retry_failed
 from helpsteer.overrides import OverrideError, set_path, split_item
 from helpsteer.pipeline import Pipeline, PipelineError, PipelineResult, PlannedStage, get_stage
 from helpsteer.progress import Reporter
@@ -122,7 +123,7 @@ def _validation_message(path: Path | None, exc: ValidationError) -> str:
     return "\n".join(lines)
 
 
-def plan(config: BuildConfig) -> list[PlannedStage]:
+def plan(config: BuildConfig, retry_failed: bool = False) -> list[PlannedStage]:
     planned, seen = [], set()
     for index, entry in enumerate(config.stages):
         spec = get_stage(entry.uses)
@@ -138,6 +139,8 @@ def plan(config: BuildConfig) -> list[PlannedStage]:
             for err in exc.errors():
                 lines.append(f"  {'.'.join(str(p) for p in err['loc'])}: {err['msg']}")
             raise PipelineError("\n".join(lines)) from None
+        if retry_failed:
+            stage_config = with_retry_failed(stage_config)
         planned.append(PlannedStage(name=name, spec=spec, config=stage_config))
     if not planned:
         raise PipelineError("no stages to run")
@@ -222,12 +225,13 @@ def run_build(
     use_cache: bool = True,
     shard: Shard | None = None,
     merge_shards: int | None = None,
+    retry_failed: bool = False,
 ) -> tuple[dict, int]:
     """Run the pipeline (one shard of it, or the merge of all shards) and write the side
     files and manifest; returns (manifest, exit code)."""
     started = time.perf_counter()
     out = Path(config.out)
-    stages = plan(config)
+    stages = plan(config, retry_failed)
     if shard is not None or merge_shards is not None:
         cut = cut_index(stages)
         digest = plan_digest(stages[: cut + 1], config.seed)
@@ -314,6 +318,13 @@ def build_dataset_command(
             "--merge-shards", min=1, help="Concatenate the N finished shards, run the rest."
         ),
     ] = None,
+    retry_failed: Annotated[
+        bool,
+        typer.Option(
+            "--retry-failed",
+            help="Ask the LLM again for requests an earlier run recorded as failed.",
+        ),
+    ] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars.")] = False,
 ) -> None:
     """Build a HelpSteer2-style dataset: load -> aggregate -> split -> export -> card.
@@ -337,6 +348,7 @@ def build_dataset_command(
             use_cache=not no_cache,
             shard=None if shard is None else Shard.parse(shard),
             merge_shards=merge_shards,
+            retry_failed=retry_failed,
         )
     except PipelineError as exc:
         reporter.console.print(f"[red]error:[/red] {exc}")

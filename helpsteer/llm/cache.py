@@ -8,6 +8,10 @@ timeout instead of failing), and each insert is its own committed transaction, s
 result is durable the moment it is written: a run killed with SIGKILL loses only the
 requests that were still in flight. `synchronous=NORMAL` keeps commits cheap; in WAL
 mode it can lose the last commits only on a power cut, never corrupt the file.
+
+Requests that failed permanently (see `Completion.permanent`) are kept apart, in table
+`failures` with their reason, so `get`, `keys` and `len` still mean finished completions
+(and an older version of this code, reading the same file, simply asks them again).
 """
 
 from __future__ import annotations
@@ -30,9 +34,19 @@ CREATE TABLE IF NOT EXISTS completions (
 )
 """
 
+_FAILURES = """
+CREATE TABLE IF NOT EXISTS failures (
+    key TEXT PRIMARY KEY,
+    model TEXT NOT NULL,
+    reason TEXT NOT NULL,
+    created REAL NOT NULL
+)
+"""
+
 
 class CompletionCache:
-    """Completions by cache key (see `ChatRequest.cache_key`); failed calls are never stored."""
+    """Completions by cache key (see `ChatRequest.cache_key`); `put` never stores a failed
+    call, `put_failed` records a permanent failure's reason."""
 
     def __init__(self, folder: str | Path):
         self.path = Path(folder) / FILE_NAME
@@ -42,6 +56,7 @@ class CompletionCache:
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=NORMAL")
         self._db.execute(_SCHEMA)
+        self._db.execute(_FAILURES)
         self._db.commit()
 
     def get(self, key: str) -> Completion | None:
@@ -54,13 +69,34 @@ class CompletionCache:
     def put(self, key: str, model: str, completion: Completion) -> None:
         if completion.error is not None:
             return
-        value = completion.model_dump_json(exclude={"cached", "latency_s"})
+        value = completion.model_dump_json(exclude={"cached", "latency_s", "permanent"})
         with self._lock:
             self._db.execute(
                 "INSERT OR REPLACE INTO completions (key, model, value, created) VALUES (?,?,?,?)",
                 (key, model, value, time.time()),
             )
+            # A success (e.g. after retry_failed) replaces an earlier failure record.
+            self._db.execute("DELETE FROM failures WHERE key = ?", (key,))
             self._db.commit()
+
+    def put_failed(self, key: str, model: str, reason: str) -> None:
+        """Record that `key` failed permanently (kept until a success replaces it)."""
+        with self._lock:
+            self._db.execute(
+                "INSERT OR REPLACE INTO failures (key, model, reason, created) VALUES (?,?,?,?)",
+                (key, model, reason, time.time()),
+            )
+            self._db.commit()
+
+    def failure(self, key: str) -> str | None:
+        """The reason `key` failed permanently, None when it has no failure record."""
+        with self._lock:
+            row = self._db.execute("SELECT reason FROM failures WHERE key = ?", (key,)).fetchone()
+        return None if row is None else row[0]
+
+    def failed_keys(self) -> set[str]:
+        with self._lock:
+            return {row[0] for row in self._db.execute("SELECT key FROM failures")}
 
     def keys(self) -> set[str]:
         with self._lock:

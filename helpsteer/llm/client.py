@@ -5,11 +5,18 @@ Completion. The client adds the rest: the on-disk cache (looked up before and wr
 right after each request), a bound on requests in flight, topping up samples when a
 server returns fewer than `n`, schema validation with bounded repair, statistics, and
 sync wrappers that run on a private event-loop thread.
+
+Whatever a backend or server does, `complete_many` returns one Completion per request:
+a failure is that request's error Completion, never an exception that ends the batch.
+A permanent failure is recorded in the cache and returned (cached, same reason) on the
+next run unless the config says `retry_failed`; an empty answer counts as a failure
+unless the request says `allow_empty`.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 import threading
 import time
 from collections.abc import Coroutine, Sequence
@@ -19,10 +26,14 @@ from typing import TYPE_CHECKING, Any
 from helpsteer.llm import schema as json_schema
 from helpsteer.llm.cache import CompletionCache
 from helpsteer.llm.config import LLMConfig
-from helpsteer.llm.types import ChatRequest, Completion, Usage, as_request
+from helpsteer.llm.types import ChatRequest, Completion, Usage, as_request, empty_sample
 
 if TYPE_CHECKING:
     from helpsteer.progress import Reporter
+
+log = logging.getLogger(__name__)
+
+RECORDED_HINT = "recorded as failed by an earlier run; retry_failed (--retry-failed) asks again"
 
 
 @dataclass
@@ -31,6 +42,7 @@ class LLMStats:
 
     requests: int = 0
     cache_hits: int = 0
+    cached_failures: int = 0
     calls: int = 0
     retries: int = 0
     errors: int = 0
@@ -153,19 +165,51 @@ class LLMClient:
     async def _complete_one(self, request: ChatRequest) -> Completion:
         self.stats.requests += 1
         key = request.cache_key(self.backend_name, self.model_name)
-        if self.cache is not None:
-            hit = self.cache.get(key)
-            if hit is not None:
-                self.stats.cache_hits += 1
-                return hit.model_copy(update={"cached": True, "latency_s": 0.0})
+        cached = self._from_cache(key, request)
+        if cached is not None:
+            return cached
         started = time.perf_counter()
-        result = await self._generate(request)
+        result = await self._generate_safely(request)
         result.latency_s = time.perf_counter() - started
+        self._record(key, result)
+        return result
+
+    def _from_cache(self, key: str, request: ChatRequest) -> Completion | None:
+        """A usable cached success, a recorded failure (unless retry_failed), or None."""
+        if self.cache is None:
+            return None
+        hit = self.cache.get(key)
+        # An empty answer cached by an older version, or for a caller that allowed it,
+        # is not an answer for this request.
+        if hit is not None and (request.allow_empty or empty_sample(hit.texts) is None):
+            self.stats.cache_hits += 1
+            return hit.model_copy(update={"cached": True, "latency_s": 0.0})
+        if self.config.retry_failed:
+            return None
+        reason = self.cache.failure(key)
+        if reason is None:
+            return None
+        self.stats.cache_hits += 1
+        self.stats.cached_failures += 1
+        self.stats.errors += 1
+        return Completion(error=f"{reason} ({RECORDED_HINT})", cached=True, permanent=True)
+
+    def _record(self, key: str, result: Completion) -> None:
         if result.error is not None:
             self.stats.errors += 1
+            if result.permanent and self.cache is not None:
+                self.cache.put_failed(key, self.model_name, result.error)
         elif self.cache is not None:
             self.cache.put(key, self.model_name, result)
-        return result
+
+    async def _generate_safely(self, request: ChatRequest) -> Completion:
+        # The backends turn every failure they know into an error Completion; this is the
+        # net under them, so a bug or an answer nobody foresaw costs one row, not the run.
+        try:
+            return await self._generate(request)
+        except Exception as err:  # noqa: BLE001 - see above
+            log.warning("LLM request failed unexpectedly", exc_info=True)
+            return Completion(error=f"unexpected {type(err).__name__}: {err}")
 
     async def _generate(self, request: ChatRequest) -> Completion:
         result = await self._admitted(request)
@@ -173,6 +217,13 @@ class LLMClient:
             result = await self._top_up(request, result)
         if result.error is None and request.json_schema is not None:
             result = await self._validate_json(request, result)
+        if result.error is None and not request.allow_empty:
+            # The openai backend already retried empty answers; this covers the others.
+            empty = empty_sample(result.texts)
+            if empty is not None:
+                return Completion(
+                    error=f"empty completion (sample {empty})", usage=result.usage, permanent=True
+                )
         return result
 
     async def _admitted(self, request: ChatRequest) -> Completion:
@@ -225,6 +276,7 @@ class LLMClient:
                     usage=usage,
                     error=f"sample {i}: output does not match the JSON schema after "
                     f"{self.config.json_repair_retries} repair retries: {problem}",
+                    permanent=True,
                 )
             parsed.append(obj)
         return result.model_copy(

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_serializer, model_validator
 
 
 class Price(BaseModel):
@@ -31,7 +31,10 @@ class LLMConfig(BaseModel):
     form, "json_object" with a schema is llama.cpp's), `json_repair_retries` bounds
     the re-asks after an answer that does not validate.
 
-    Accounting and cache: `prices` per model, `cache_dir` (None = no cache).
+    Accounting and cache: `prices` per model, `cache_dir` (None = no cache). A request
+    that failed permanently (a 400/413/422, output that never matched its JSON schema, an
+    empty answer on every try) is recorded in the cache and returned as that error again;
+    `retry_failed` asks such requests again instead.
     `extra` holds backend options (local: n_ctx, n_threads, port; vllm: LLM kwargs).
     """
 
@@ -51,6 +54,17 @@ class LLMConfig(BaseModel):
     cache_dir: Path | None = None
     prices: dict[str, Price] = Field(default_factory=dict)
     extra: dict[str, Any] = Field(default_factory=dict)
+    retry_failed: bool = False
+
+    @model_serializer(mode="wrap")
+    def _drop_unset_retry_failed(self, handler):
+        # Stage fingerprints hash the dumped config: leaving the default out keeps every
+        # fingerprint from before this option, while retry_failed=True changes it, so the
+        # stage re-runs and its recorded failures are asked again.
+        data = handler(self)
+        if isinstance(data, dict) and not self.retry_failed:
+            data.pop("retry_failed", None)
+        return data
 
     @model_validator(mode="after")
     def _check_endpoint(self) -> LLMConfig:
@@ -71,3 +85,26 @@ class LLMConfig(BaseModel):
         if self.json_mode is not None:
             return self.json_mode
         return "json_object" if self.backend == "local" else "json_schema"
+
+
+def with_retry_failed(model: Any) -> Any:
+    """`model` (a stage config, or a list/dict of them) with `retry_failed=True` in every
+    LLMConfig inside it, however deeply nested; the other values are left as they are."""
+    if isinstance(model, LLMConfig):
+        return model.model_copy(update={"retry_failed": True})
+    if isinstance(model, BaseModel):
+        changes = {}
+        for name in type(model).model_fields:
+            value = getattr(model, name)
+            flagged = with_retry_failed(value)
+            if flagged is not value:
+                changes[name] = flagged
+        return model.model_copy(update=changes) if changes else model
+    if isinstance(model, list | tuple):
+        items = [with_retry_failed(item) for item in model]
+        changed = any(a is not b for a, b in zip(items, model, strict=True))
+        return type(model)(items) if changed else model
+    if isinstance(model, dict):
+        values = {k: with_retry_failed(v) for k, v in model.items()}
+        return values if any(values[k] is not model[k] for k in model) else model
+    return model

@@ -17,6 +17,10 @@ import ssl
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
+MAX_BODY_BYTES = 256 * 2**20
+"""A larger answer is refused: no chat completion is that big, and a broken or hostile
+server must not make the client buffer gigabytes."""
+
 
 class ConnectionDropped(ConnectionError):
     """The server closed the connection before the response was complete."""
@@ -135,11 +139,17 @@ class HttpClient:
             raise ConnectionDropped("connection closed before the response", got) from None
         except ConnectionResetError as err:
             raise ConnectionDropped(f"connection reset ({err})", False) from None
+        except asyncio.LimitOverrunError:
+            raise ConnectionDropped("response head too long", True) from None
         status, headers = _parse_head(head)
         try:
             body = await _read_body(reader, headers)
         except (asyncio.IncompleteReadError, ConnectionResetError):
             raise ConnectionDropped("connection closed mid-response", True) from None
+        except (ValueError, asyncio.LimitOverrunError) as err:
+            # A Content-Length or chunk size that is not a number, or too large: the
+            # connection is unusable, and the caller retries it like a dropped one.
+            raise ConnectionDropped(f"malformed response framing ({err})", True) from None
         return Response(status, headers, body)
 
     async def close(self) -> None:
@@ -163,16 +173,28 @@ def _parse_head(head: bytes) -> tuple[int, dict[str, str]]:
 
 
 async def _read_body(reader: asyncio.StreamReader, headers: dict[str, str]) -> bytes:
+    """The body; ValueError for framing that is not a number or exceeds MAX_BODY_BYTES."""
     if "content-length" in headers:
-        return await reader.readexactly(int(headers["content-length"]))
+        return await reader.readexactly(_size(int(headers["content-length"]), 0))
     if "chunked" in headers.get("transfer-encoding", "").lower():
-        chunks = []
+        chunks, total = [], 0
         while True:
             size = int((await reader.readuntil(b"\r\n")).split(b";")[0].strip(), 16)
+            total = _size(size, total)
             if size == 0:
                 await reader.readuntil(b"\r\n")
                 return b"".join(chunks)
             chunks.append(await reader.readexactly(size))
             await reader.readexactly(2)
     headers["connection"] = "close"
-    return await reader.read()
+    parts, total = [], 0
+    while part := await reader.read(2**16):
+        total = _size(len(part), total)
+        parts.append(part)
+    return b"".join(parts)
+
+
+def _size(size: int, so_far: int) -> int:
+    if size < 0 or so_far + size > MAX_BODY_BYTES:
+        raise ValueError(f"body size {so_far + size} out of range")
+    return so_far + size

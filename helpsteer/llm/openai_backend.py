@@ -18,7 +18,9 @@ from typing import Any
 
 from helpsteer.llm.client import LLMClient
 from helpsteer.llm.config import LLMConfig
+from helpsteer.llm.response import BadAnswer, parse_chat_response
 from helpsteer.llm.retry import (
+    MalformedAnswer,
     PermanentError,
     RetryPolicy,
     TransientError,
@@ -26,7 +28,7 @@ from helpsteer.llm.retry import (
     parse_retry_after,
 )
 from helpsteer.llm.schema import response_format
-from helpsteer.llm.types import ChatRequest, Completion, TokenLogprob, TopLogprob, Usage
+from helpsteer.llm.types import ChatRequest, Completion
 
 DUMMY_API_KEY = "sk-no-key-needed"
 
@@ -50,45 +52,6 @@ def chat_body(request: ChatRequest, model: str, json_style: str) -> dict[str, An
     if request.json_schema is not None:
         body["response_format"] = response_format(request.json_schema, json_style)
     return body
-
-
-def parse_response(data: Any) -> Completion:
-    """A Completion from a chat-completion response body; ValueError when it has none."""
-    if not isinstance(data, dict) or not isinstance(data.get("choices"), list):
-        raise ValueError("response body has no 'choices' list")
-    choices = sorted(data["choices"], key=lambda c: c.get("index", 0))
-    texts, reasons, logprobs = [], [], []
-    for choice in choices:
-        message = choice.get("message") or {}
-        texts.append(message.get("content") or "")
-        reasons.append(choice.get("finish_reason"))
-        logprobs.append(_token_logprobs(choice.get("logprobs")))
-    usage = data.get("usage") or {}
-    return Completion(
-        texts=texts,
-        finish_reasons=reasons,
-        logprobs=logprobs if all(lp is not None for lp in logprobs) and logprobs else None,
-        usage=Usage(
-            prompt_tokens=int(usage.get("prompt_tokens") or 0),
-            completion_tokens=int(usage.get("completion_tokens") or 0),
-        ),
-    )
-
-
-def _token_logprobs(block: Any) -> list[TokenLogprob] | None:
-    if not isinstance(block, dict) or block.get("content") is None:
-        return None
-    return [
-        TokenLogprob(
-            token=item["token"],
-            logprob=item["logprob"],
-            top_logprobs=[
-                TopLogprob(token=t["token"], logprob=t["logprob"])
-                for t in item.get("top_logprobs") or []
-            ],
-        )
-        for item in block["content"]
-    ]
 
 
 class _Endpoint:
@@ -149,33 +112,41 @@ class OpenAIClient(LLMClient):
         while True:
             endpoint = self._pick(failed)
             try:
-                return await self._post(endpoint, body)
+                return await self._post(endpoint, body, request)
             except PermanentError as err:
-                return Completion(error=str(err))
+                return Completion(error=str(err), permanent=err.recorded)
             except TransientError as err:
                 if not self.policy.should_retry(attempt):
-                    return Completion(error=f"gave up after {attempt + 1} tries: {err}")
+                    # An empty answer that every try repeated is the model's answer to this
+                    # request: recorded, unlike a server that kept failing.
+                    repeats = isinstance(err, MalformedAnswer) and err.repeats
+                    return Completion(
+                        error=f"gave up after {attempt + 1} tries: {err}", permanent=repeats
+                    )
                 self.stats.retries += 1
                 failed = endpoint if len(self._endpoints) > 1 else None
                 await asyncio.sleep(self.policy.delay(attempt, err.retry_after))
                 attempt += 1
 
-    async def _post(self, endpoint: _Endpoint, body: dict[str, Any]) -> Completion:
+    async def _post(
+        self, endpoint: _Endpoint, body: dict[str, Any], request: ChatRequest
+    ) -> Completion:
         self.stats.calls += 1
         self.calls_by_url[endpoint.url] = self.calls_by_url.get(endpoint.url, 0) + 1
         endpoint.in_flight += 1
         try:
             if self.transport == "sdk":
-                data = await self._post_sdk(endpoint, body)
+                raw = await self._post_sdk(endpoint, body)
             else:
-                data = await self._post_native(endpoint, body)
-            return parse_response(data)
-        except ValueError as err:
-            raise TransientError(f"{endpoint.url}: malformed response ({err})") from None
+                raw = await self._post_native(endpoint, body)
         finally:
             endpoint.in_flight -= 1
+        result = parse_chat_response(raw, request)
+        if isinstance(result, BadAnswer):
+            raise MalformedAnswer(f"{endpoint.url}: {result.reason}", result.repeats)
+        return result
 
-    async def _post_native(self, endpoint: _Endpoint, body: dict[str, Any]) -> Any:
+    async def _post_native(self, endpoint: _Endpoint, body: dict[str, Any]) -> bytes:
         from helpsteer.llm.http import HttpClient
 
         key = (id(asyncio.get_running_loop()), endpoint.url)
@@ -195,10 +166,10 @@ class OpenAIClient(LLMClient):
             if is_retryable_status(response.status):
                 retry_after = parse_retry_after(response.headers.get("retry-after"))
                 raise TransientError(where, retry_after)
-            raise PermanentError(f"{where}: {_body_message(response.body)}")
-        return json.loads(response.body)
+            raise PermanentError(f"{where}: {_body_message(response.body)}", response.status)
+        return response.body
 
-    async def _post_sdk(self, endpoint: _Endpoint, body: dict[str, Any]) -> Any:
+    async def _post_sdk(self, endpoint: _Endpoint, body: dict[str, Any]) -> bytes:
         import openai
 
         try:
@@ -208,13 +179,14 @@ class OpenAIClient(LLMClient):
             if is_retryable_status(err.status_code):
                 retry_after = parse_retry_after(err.response.headers.get("retry-after"))
                 raise TransientError(where, retry_after) from None
-            raise PermanentError(f"{where}: {_body_message(err.response.content)}") from None
+            message = f"{where}: {_body_message(err.response.content)}"
+            raise PermanentError(message, err.status_code) from None
         except openai.APITimeoutError:
             raise self._timed_out(endpoint) from None
         except openai.APIConnectionError as err:
             cause = err.__cause__ or err
             raise TransientError(f"{endpoint.url}: connection failed ({cause})") from None
-        return json.loads(raw.http_response.content)
+        return raw.http_response.content
 
     def _timed_out(self, endpoint: _Endpoint) -> TransientError:
         return TransientError(f"{endpoint.url}: no answer within {self.config.timeout_s:g} s")
@@ -230,7 +202,7 @@ def _body_message(body: bytes) -> str:
     """The server's error message from an error body, or the start of the body."""
     try:
         data = json.loads(body)
-    except ValueError:
+    except (ValueError, RecursionError):  # not JSON, not UTF-8, or nested too deep
         return body[:300].decode("utf-8", "replace")
     inner = data.get("error", data) if isinstance(data, dict) else data
     if isinstance(inner, dict) and inner.get("message"):

@@ -9,6 +9,12 @@ from dataclasses import dataclass, field
 
 RETRYABLE_STATUS = frozenset({408, 409, 425, 429, 500, 502, 503, 504})
 
+# Client errors about this one request (malformed, too long for the context, refused by
+# the schema): recorded as failed in the cache. 401/403/404 and the like are about the
+# endpoint or the key, would hit every request, and go away once the config is fixed, so
+# recording them would make a whole run's requests look failed on resume.
+RECORDED_STATUS = frozenset({400, 413, 422})
+
 
 class TransientError(Exception):
     """A failure that another try may not repeat (429, 5xx, timeout, dropped connection)."""
@@ -18,8 +24,26 @@ class TransientError(Exception):
         self.retry_after = retry_after
 
 
+class MalformedAnswer(TransientError):
+    """A 200 whose body is not a usable answer. Retried like a 5xx; `repeats` (an empty
+    text) makes it a permanent failure once the retries run out."""
+
+    def __init__(self, message: str, repeats: bool = False):
+        super().__init__(message)
+        self.repeats = repeats
+
+
 class PermanentError(Exception):
     """A failure that would repeat on every try (bad request, auth, unknown model)."""
+
+    def __init__(self, message: str, status: int | None = None):
+        super().__init__(message)
+        self.status = status
+
+    @property
+    def recorded(self) -> bool:
+        """Whether the cache keeps this failure (see RECORDED_STATUS)."""
+        return self.status in RECORDED_STATUS
 
 
 def is_retryable_status(status: int) -> bool:

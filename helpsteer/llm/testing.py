@@ -3,7 +3,9 @@
 It answers `POST /v1/chat/completions` with a deterministic echo of the last user
 message (or what a `responder` returns), and can be scripted to fail: 429 with
 Retry-After, 500, 400, a slow answer, a connection closed half-way through the response,
-or a 200 whose body is not JSON. Every request is recorded, so a test can check that
+a 200 whose body is not JSON ("malformed"), or a 200 whose body is JSON of the wrong
+shape or an empty answer (the kinds in MALFORMED, e.g. "bad_usage" for `usage: "x"`).
+Every request is recorded, so a test can check that
 each item was produced exactly once and that a resumed run sent no finished request
 again. It is a plain asyncio HTTP/1.1 server with keep-alive, running in its own
 thread (`FaultServer`) or process (`python -m helpsteer.llm.testing`).
@@ -22,7 +24,70 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-FAULT_KINDS = ("ok", "400", "429", "500", "slow", "drop", "malformed")
+
+def _break(path: str, value: Any) -> Callable[[dict[str, Any]], Any]:
+    """A change to a good answer: set the value at a dotted path ("choices.0.message")."""
+
+    def change(answer: dict[str, Any]) -> dict[str, Any]:
+        *parents, last = path.split(".")
+        node: Any = answer
+        for part in parents:
+            node = node[int(part)] if isinstance(node, list) else node[part]
+        node[int(last) if isinstance(node, list) else last] = value
+        return answer
+
+    return change
+
+
+def _two_choices_without_index(answer: dict[str, Any]) -> dict[str, Any]:
+    choice = {k: v for k, v in answer["choices"][0].items() if k != "index"}
+    answer["choices"] = [choice, dict(choice)]
+    return answer
+
+
+def _logprob_entry_without_logprob(answer: dict[str, Any]) -> dict[str, Any]:
+    answer["choices"][0]["logprobs"] = {"content": [{"token": "echo:", "top_logprobs": []}]}
+    return answer
+
+
+MALFORMED: dict[str, Callable[[dict[str, Any]], Any]] = {
+    "bad_usage": _break("usage", "x"),
+    "bad_usage_tokens": _break("usage.prompt_tokens", "many"),
+    "bad_choice": _break("choices", [1]),
+    "no_choices": _break("choices", []),
+    "no_choices_key": lambda a: {k: v for k, v in a.items() if k != "choices"},
+    "null_message": _break("choices.0.message", None),
+    "string_message": _break("choices.0.message", "hello"),
+    "null_content": _break("choices.0.message.content", None),
+    "list_content": _break("choices.0.message.content", [{"type": "text", "text": "hi"}]),
+    "bad_finish": _break("choices.0.finish_reason", 5),
+    "no_index": _two_choices_without_index,
+    "bad_logprob": _logprob_entry_without_logprob,
+    "nan_logprob": _break(
+        "choices.0.logprobs", {"content": [{"token": "a", "logprob": float("nan")}]}
+    ),
+    "bad_top_logprobs": _break(
+        "choices.0.logprobs", {"content": [{"token": "a", "logprob": -1, "top_logprobs": "x"}]}
+    ),
+    "json_list": lambda a: [a],
+    "json_string": lambda a: "chat.completion",
+    "empty": _break("choices.0.message.content", ""),
+}
+"""Faults that answer 200 with a JSON body of the wrong shape (or an empty answer): each
+changes the good answer for the request. "bad_logprob", "nan_logprob" and
+"bad_top_logprobs" matter only to requests that ask for logprobs."""
+
+BODY_FAULTS: dict[str, bytes] = {
+    "malformed": b'{"id": "chatcmpl-broken", "choices": [{"index": 0, "mess',
+    "not_json": b"<html><body>502 Bad Gateway</body></html>",
+    "not_utf8": b'{"choices": "\xff\xfe"}',
+    "deep_json": b"[" * 100_000 + b"]" * 100_000,
+}
+"""Faults that answer 200 with a body that is not JSON at all (or too deep to read)."""
+
+FAULT_KINDS = (
+    "ok", "400", "401", "429", "500", "slow", "drop", "bad_framing", *BODY_FAULTS, *MALFORMED
+)  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -161,7 +226,14 @@ def answer(body: dict[str, Any], responder: Responder | None = None) -> dict[str
     }
 
 
-_REASONS = {200: "OK", 404: "Not Found", 400: "Bad Request", 429: "Too Many Requests", 500: "Error"}
+_REASONS = {
+    200: "OK",
+    400: "Bad Request",
+    401: "Unauthorized",
+    404: "Not Found",
+    429: "Too Many Requests",
+    500: "Error",
+}
 
 
 def _http(status: int, payload: bytes, extra: dict[str, str] | None = None) -> bytes:
@@ -236,6 +308,14 @@ class _Handler:
             writer.write(_http(429, b'{"error":{"message":"rate limited"}}', extra))
         elif fault.kind == "400":
             writer.write(_http(400, b'{"error":{"message":"unknown parameter"}}'))
+        elif fault.kind == "401":
+            writer.write(_http(401, b'{"error":{"message":"invalid api key"}}'))
+        elif fault.kind == "bad_framing":
+            # A Content-Length that is not a number: the connection cannot be read on.
+            writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: lots\r\n\r\n{}")
+            await writer.drain()
+            writer.transport.abort()
+            return False
         elif fault.kind == "500":
             writer.write(_http(500, b'{"error":{"message":"internal error"}}'))
         elif fault.kind == "drop":
@@ -244,8 +324,11 @@ class _Handler:
             await writer.drain()
             writer.transport.abort()
             return False
-        elif fault.kind == "malformed":
-            writer.write(_http(200, b'{"id": "chatcmpl-broken", "choices": [{"index": 0, "mess'))
+        elif fault.kind in BODY_FAULTS:
+            writer.write(_http(200, BODY_FAULTS[fault.kind]))
+        elif fault.kind in MALFORMED:
+            broken = MALFORMED[fault.kind](answer(body, state.responder))
+            writer.write(_http(200, json.dumps(broken).encode()))
         else:
             writer.write(_http(200, json.dumps(answer(body, state.responder)).encode()))
             entry.completed = True

@@ -17,7 +17,13 @@ class ChatMessage(BaseModel):
 
 
 class ChatRequest(BaseModel):
-    """One chat-completion request; everything but `metadata` goes into the cache key."""
+    """One chat-completion request; everything but `metadata` goes into the cache key.
+
+    `allow_empty`: an empty sample ("") is a valid answer. By default it is
+    an error, "empty completion", retried like a malformed answer and never cached as a
+    success, because for almost every stage an empty text is a failed generation. It is
+    part of the cache key only when set, so keys made before it existed still match.
+    """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -32,6 +38,7 @@ class ChatRequest(BaseModel):
     top_logprobs: int | None = Field(None, ge=0, le=20)
     json_schema: dict[str, Any] | None = None
     metadata: dict[str, Any] = Field(default_factory=dict)
+    allow_empty: bool = False
 
     @field_validator("messages")
     @classmethod
@@ -47,10 +54,12 @@ class ChatRequest(BaseModel):
 
     def sampling(self) -> dict[str, Any]:
         """The parameters that decide the output (the cache key's content besides the model)."""
-        return self.model_dump(exclude={"metadata"}, mode="json")
+        return self.model_dump(exclude={"metadata", "allow_empty"}, mode="json")
 
     def cache_key(self, backend: str, model: str) -> str:
         payload = {"backend": backend, "model": model, **self.sampling()}
+        if self.allow_empty:
+            payload["allow_empty"] = True
         text = json.dumps(payload, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
         return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
@@ -72,7 +81,13 @@ class Usage(BaseModel):
 
 
 class Completion(BaseModel):
-    """The result of one ChatRequest: one text per sample, or `error` after retries ran out."""
+    """The result of one ChatRequest: one text per sample, or `error` after retries ran out.
+
+    `permanent` marks an error that another try would repeat (the request itself is bad,
+    the output never matched its JSON schema, the model keeps answering nothing): the
+    client records it in the cache so a resumed run does not ask again. A transient error
+    (timeouts, 5xx, malformed bodies after the retries) is not recorded.
+    """
 
     texts: list[str] = Field(default_factory=list)
     finish_reasons: list[str | None] = Field(default_factory=list)
@@ -82,6 +97,7 @@ class Completion(BaseModel):
     cached: bool = False
     latency_s: float = 0.0
     error: str | None = None
+    permanent: bool = False
 
     @property
     def text(self) -> str:
@@ -91,6 +107,12 @@ class Completion(BaseModel):
     @property
     def ok(self) -> bool:
         return self.error is None
+
+
+def empty_sample(texts: list[str]) -> int | None:
+    """The index of the first empty sample, None when there is none. Only "" counts: text
+    that is only whitespace is an answer, and the stage that reads it decides about it."""
+    return next((i for i, text in enumerate(texts) if text == ""), None)
 
 
 def as_request(item: ChatRequest | dict[str, Any]) -> ChatRequest:

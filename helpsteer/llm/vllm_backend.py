@@ -58,8 +58,22 @@ def build_sampling_params(request: ChatRequest, vllm_module: Any) -> Any:
 def completion_from_output(
     output: Any, top_logprobs: int | None, want_logprobs: bool
 ) -> Completion:
-    """A Completion from a vLLM RequestOutput (duck-typed: `.outputs`, `.prompt_token_ids`)."""
-    samples = sorted(output.outputs, key=lambda s: s.index)
+    """A Completion from a vLLM RequestOutput (duck-typed: `.outputs`, `.prompt_token_ids`);
+    an error Completion when the output is unusable (no samples, a sample without text,
+    logprobs that lack the sampled token), so one odd output costs one request."""
+    try:
+        return _completion(output, top_logprobs, want_logprobs)
+    except (AttributeError, KeyError, TypeError, ValueError) as err:
+        return Completion(error=f"unusable vLLM output ({type(err).__name__}: {err})")
+
+
+def _completion(output: Any, top_logprobs: int | None, want_logprobs: bool) -> Completion:
+    samples = sorted(output.outputs or [], key=lambda s: s.index)
+    if not samples:
+        return Completion(error="vLLM returned no samples")
+    for i, sample in enumerate(samples):
+        if not isinstance(sample.text, str):
+            return Completion(error=f"vLLM sample {i} has no text")
     logprobs = None
     if want_logprobs:
         logprobs = [_sample_logprobs(s, top_logprobs or 0) for s in samples]
@@ -69,14 +83,14 @@ def completion_from_output(
         logprobs=logprobs,
         usage=Usage(
             prompt_tokens=len(output.prompt_token_ids or []),
-            completion_tokens=sum(len(s.token_ids) for s in samples),
+            completion_tokens=sum(len(s.token_ids or []) for s in samples),
         ),
     )
 
 
 def _sample_logprobs(sample: Any, top: int) -> list[TokenLogprob]:
     tokens = []
-    for token_id, options in zip(sample.token_ids, sample.logprobs or [], strict=False):
+    for token_id, options in zip(sample.token_ids or [], sample.logprobs or [], strict=False):
         chosen = options[token_id]
         ranked = sorted(options.values(), key=lambda lp: -lp.logprob)[:top]
         tokens.append(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import email.utils
+import json
 import random
 from types import SimpleNamespace
 
@@ -10,7 +11,8 @@ import pytest
 from pydantic import ValidationError
 
 from helpsteer.llm import ChatRequest, LLMConfig
-from helpsteer.llm.openai_backend import chat_body, parse_response
+from helpsteer.llm.openai_backend import chat_body
+from helpsteer.llm.response import BadAnswer, parse_chat_response
 from helpsteer.llm.retry import RetryPolicy, is_retryable_status, parse_retry_after
 from helpsteer.llm.schema import check_schema, repair_messages, response_format, validate
 from helpsteer.llm.vllm_backend import (
@@ -52,9 +54,21 @@ def test_cache_key_ignores_metadata_and_depends_on_everything_else():
         {"logprobs": True},
         {"top_logprobs": 3},
         {"json_schema": SCHEMA},
+        {"allow_empty": True},
     ]
     keys = {ChatRequest(**{"messages": HI, **v}).cache_key("openai", "m") for v in variants}
     assert len(keys) == len(variants) and key not in keys
+
+
+def test_cache_keys_made_before_allow_empty_existed_still_match():
+    # hashes from the code before `allow_empty`: an existing cache must keep every hit
+    assert ChatRequest(messages=HI).cache_key("openai", "m") == (
+        "5dc9b587bb40d5455fe19db229867545686b7f3b55cd291f21c52a386f623e9e"
+    )
+    request = ChatRequest(messages=HI, n=2, seed=3, logprobs=True, allow_empty=False)
+    assert request.cache_key("openai", "m") == (
+        "a03db70f3679085ce286abc2bf9998bcfb4f645d35bc1511407e28c2f6accb47"
+    )
 
 
 def test_stop_string_becomes_a_list():
@@ -107,15 +121,16 @@ def test_parse_response_orders_choices_and_reads_logprobs():
         ],
         "usage": {"prompt_tokens": 3, "completion_tokens": 2},
     }
-    done = parse_response(data)
+    request = ChatRequest(messages=[{"role": "user", "content": "q"}], n=2, logprobs=True)
+    done = parse_chat_response(json.dumps(data), request)
     assert done.texts == ["a", "b"] and done.finish_reasons == ["stop", "length"]
     assert done.logprobs is None  # only one of the two samples carried logprobs
     assert done.usage.prompt_tokens == 3 and done.usage.completion_tokens == 2
     data["choices"][0]["logprobs"] = data["choices"][1]["logprobs"]
-    both = parse_response(data)
+    both = parse_chat_response(json.dumps(data), request)
     assert both.logprobs is not None and both.logprobs[0][0].top_logprobs[0].logprob == -0.5
-    with pytest.raises(ValueError, match="choices"):
-        parse_response({"error": "x"})
+    bad = parse_chat_response('{"error": "x"}', request)
+    assert isinstance(bad, BadAnswer) and "choices: Field required" in bad.reason
 
 
 def test_schema_validation_and_repair_prompt():
