@@ -20,7 +20,7 @@ from helpsteer.attributes import (
     STRENGTH_MAX,
     STRENGTH_MIN,
 )
-from helpsteer.io import LINE, TYPE_ERRORS
+from helpsteer.io import JSON_KINDS, LINE, TYPE_ERRORS
 
 
 class Kind(StrEnum):
@@ -142,30 +142,94 @@ def _missing_message(kind: Kind, missing: list[str], columns: list[str]) -> str:
 
 # --- cell rules -----------------------------------------------------------------------
 
+TEXT_KINDS = frozenset({"string"})
+NUMBER_KINDS = frozenset({"string", "number"})
+"""Ratings and strengths: JSON numbers, or text that reads as one ("3", "not ratable")."""
+ID_KINDS = frozenset({"string", "number"})
+
+_KIND_WORDS = {
+    "string": "a string",
+    "number": "a number",
+    "boolean": "a boolean",
+    "object": "an object",
+    "array": "a list",
+}
+
 
 def _reason(condition: pl.Expr, message: pl.Expr | str) -> pl.Expr:
     text = pl.lit(message) if isinstance(message, str) else message
     return pl.when(condition).then(text).otherwise(None)
 
 
+def _no_reason() -> pl.Expr:
+    return pl.lit(None, dtype=pl.String)
+
+
+def _dtype_kind(dtype: pl.DataType) -> str | None:
+    """The JSON kind of a whole column's values; None for an all-null column."""
+    if dtype == pl.Null:
+        return None
+    if dtype == pl.String:
+        return "string"
+    if dtype.is_numeric():
+        return "number"
+    if dtype == pl.Boolean:
+        return "boolean"
+    if isinstance(dtype, pl.Struct):
+        return "object"
+    if isinstance(dtype, pl.List | pl.Array):
+        return "array"
+    return str(dtype)  # e.g. a Parquet date or binary column
+
+
+def _kind_problem(
+    frame: pl.DataFrame, column: str, allowed: frozenset[str], expected: str
+) -> pl.Expr:
+    """Per row: why the value's kind is not allowed, or null.
+
+    The kind comes from the column's type when all its values share one, else from the
+    row's own `_type_errors` entry, so the verdict never depends on the other rows.
+    """
+    if column not in frame.columns:
+        return _no_reason()
+    kind = _dtype_kind(frame.schema[column])
+
+    def message(got: str) -> str:
+        return f"{column}: expected {expected}, got {_KIND_WORDS.get(got, got)}"
+
+    if kind is not None and kind not in allowed:
+        return _reason(pl.col(column).is_not_null(), message(kind))
+    if kind != "string" or TYPE_ERRORS not in frame.columns:
+        return _no_reason()
+    entries = pl.col(TYPE_ERRORS)
+    return pl.coalesce(
+        [
+            _reason(entries.list.contains(f"{column}:{got}"), message(got))
+            for got in JSON_KINDS
+            if got not in allowed
+        ]
+    )
+
+
+def _as_string(frame: pl.DataFrame, column: str, allowed: frozenset[str] = ID_KINDS) -> pl.Expr:
+    """The column as text for the rows that passed; a column of a kind that is not
+    allowed has no such rows, and casting it would fail."""
+    if column in frame.columns and _dtype_kind(frame.schema[column]) in allowed:
+        return pl.col(column).cast(pl.String)
+    return pl.lit(None, dtype=pl.String).alias(column)
+
+
 def _text_rules(frame: pl.DataFrame, column: str) -> list[pl.Expr]:
     dtype = frame.schema[column]
     if dtype == pl.Null:
         return [pl.lit(f"{column}: missing (null)")]
-    if dtype != pl.String:
-        return [pl.lit(f"{column}: expected a string, got {dtype}")]
     col = pl.col(column)
     rules = [
+        _kind_problem(frame, column, TEXT_KINDS, "a string"),
         _reason(col.is_null(), f"{column}: missing (null)"),
-        _reason(col.str.strip_chars() == "", f"{column}: empty text"),
     ]
-    if TYPE_ERRORS in frame.columns:
-        rules.append(
-            _reason(
-                pl.col(TYPE_ERRORS).list.contains(column),
-                f"{column}: expected a string, got a JSON number or boolean",
-            )
-        )
+    if dtype == pl.String:
+        rules.append(_reason(col.str.strip_chars() == "", f"{column}: empty text"))
     return rules
 
 
@@ -173,17 +237,19 @@ def _as_number(frame: pl.DataFrame, column: str) -> tuple[pl.Expr, pl.Expr]:
     """(value as Float64 or null, reason for a value that is not a number at all)."""
     dtype = frame.schema[column]
     col = pl.col(column)
-    if dtype == pl.Null:
-        return pl.lit(None, dtype=pl.Float64), pl.lit(None, dtype=pl.String)
+    kind = _kind_problem(frame, column, NUMBER_KINDS, "a number")
     if dtype.is_numeric():
-        return col.cast(pl.Float64), pl.lit(None, dtype=pl.String)
-    if dtype == pl.String:
-        stripped = col.str.strip_chars().str.to_lowercase()
-        blank = stripped.is_in(NOT_RATABLE)
-        number = pl.when(blank).then(None).otherwise(stripped.cast(pl.Float64, strict=False))
-        bad = col.is_not_null() & ~blank & number.is_null()
-        return number, _reason(bad, pl.format(f"{column}: expected a number, got '{{}}'", col))
-    return pl.lit(None, dtype=pl.Float64), pl.lit(f"{column}: expected a number, got {dtype}")
+        return col.cast(pl.Float64), kind
+    if dtype != pl.String:
+        return pl.lit(None, dtype=pl.Float64), kind
+    stripped = col.str.strip_chars().str.to_lowercase()
+    blank = stripped.is_in(NOT_RATABLE)
+    number = pl.when(blank).then(None).otherwise(stripped.cast(pl.Float64, strict=False))
+    # the text of a boolean or object ("true", "{...}") is the kind's problem, not a number
+    number = pl.when(kind.is_null()).then(number)
+    unreadable = col.is_not_null() & ~blank & number.is_null()
+    text = _reason(unreadable, pl.format(f"{column}: expected a number, got '{{}}'", col))
+    return number, pl.coalesce(kind, text)
 
 
 def _rating_rules(frame: pl.DataFrame, column: str) -> tuple[pl.Expr, list[pl.Expr]]:
@@ -224,14 +290,33 @@ def _strength_rules(frame: pl.DataFrame, column: str) -> tuple[pl.Expr, list[pl.
 
 def _id_expr(frame: pl.DataFrame, column: str, parts: tuple[str, ...], prefix: str) -> pl.Expr:
     """The given id as a string, or one derived from the item's text when absent."""
-    if column in frame.columns and frame.schema[column] != pl.Null:
-        given = pl.col(column).cast(pl.String)
-    else:
-        given = pl.lit(None, dtype=pl.String)
     derived = pl.concat_str(
         [pl.lit(prefix), pl.concat_str([pl.col(p) for p in parts], separator="\x00").hash()],
     )
-    return pl.coalesce(given, derived).alias(column)
+    return pl.coalesce(_as_string(frame, column), derived).alias(column)
+
+
+OPTIONAL_TEXT = ("split", "justification", "preference_statement", "preference_elaboration")
+"""Optional columns that, when present, hold text."""
+
+
+def _field_kind_rules(frame: pl.DataFrame, kind: Kind) -> list[pl.Expr]:
+    """Ids and optional text columns must be of their kind wherever they are given."""
+    rules = [_kind_problem(frame, c, TEXT_KINDS, "a string") for c in OPTIONAL_TEXT]
+    for column in ("annotator_id", "item_id", "pair_id"):
+        rules.append(_kind_problem(frame, column, ID_KINDS, "a string or a number"))
+    if kind in (Kind.RAW_RATINGS, Kind.RAW_PREFERENCES):
+        rules.append(_reason(pl.col("annotator_id").is_null(), "annotator_id: missing"))
+    return rules
+
+
+def normalize_text(frame: pl.DataFrame, kind: Kind, form: str) -> pl.DataFrame:
+    """Unicode-normalise the texts that identify an item, so that the same prompt typed
+    or copied differently (composed "é" or "e" + accent) is one item, not two."""
+    if form == "none":
+        return frame
+    columns = [c for c in SPECS[kind].text if frame.schema.get(c) == pl.String]
+    return frame.with_columns(pl.col(c).str.normalize(form) for c in columns)
 
 
 @dataclass
@@ -244,10 +329,11 @@ class Validated:
     """How many -100 rating cells were read as 'not ratable'."""
 
 
-def validate(frame: pl.DataFrame, kind: Kind) -> Validated:
+def validate(frame: pl.DataFrame, kind: Kind, unicode_normalization: str = "NFC") -> Validated:
     """Normalise types and split usable rows from rejected ones."""
     spec = SPECS[kind]
-    rules: list[pl.Expr] = []
+    frame = normalize_text(frame, kind, unicode_normalization)
+    rules: list[pl.Expr] = _field_kind_rules(frame, kind)
     normalised: list[pl.Expr] = []
     for column in spec.text:
         rules += _text_rules(frame, column)
@@ -263,8 +349,7 @@ def validate(frame: pl.DataFrame, kind: Kind) -> Validated:
         normalised.append(value)
         rules += strength_rules
     if kind in (Kind.RAW_RATINGS, Kind.RAW_PREFERENCES):
-        rules.append(_reason(pl.col("annotator_id").is_null(), "annotator_id: missing"))
-        normalised.append(pl.col("annotator_id").cast(pl.String))
+        normalised.append(_as_string(frame, "annotator_id"))
     if kind == Kind.RAW_RATINGS:
         normalised.append(_id_expr(frame, "item_id", ("prompt", "response"), "item-"))
     if kind == Kind.RAW_PREFERENCES:
@@ -294,7 +379,7 @@ def _count_sentinels(frame: pl.DataFrame, column: str) -> int:
 
 
 def _justification(frame: pl.DataFrame) -> pl.Expr:
-    if "justification" in frame.columns and frame.schema["justification"] == pl.String:
+    if frame.schema.get("justification") == pl.String:
         return pl.col("justification").fill_null("").str.strip_chars()
     return pl.lit("").alias("justification")
 

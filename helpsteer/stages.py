@@ -10,7 +10,14 @@ from pydantic import Field, field_validator
 from helpsteer import aggregate as agg
 from helpsteer.agreement import agreement_before_after
 from helpsteer.attributes import ATTRIBUTES
-from helpsteer.io import LINE, InputError, file_fingerprint, read_table
+from helpsteer.io import (
+    LINE,
+    TYPE_ERRORS,
+    InputError,
+    UnreadableInput,
+    file_fingerprint,
+    read_table,
+)
 from helpsteer.pipeline import PipelineError, StageConfig, StageContext, Tables, stage
 from helpsteer.records import PREFERENCE_ITEM, ColumnError, Kind, detect_kind, validate
 from helpsteer.split import SPLITS, assign_splits
@@ -43,6 +50,12 @@ class LoadConfig(StageConfig):
         description="Raw preference annotations or HelpSteer2 `preference` files.",
     )
 
+    unicode_normalization: Literal["NFC", "NFKC", "NFD", "NFKD", "none"] = Field(
+        "NFC",
+        description="Unicode form of prompts and responses, so that text typed or copied "
+        "differently is one item; 'none' keeps the text as it is.",
+    )
+
     _coerce = field_validator("ratings", "preferences", mode="before")(_as_specs)
 
 
@@ -58,7 +71,7 @@ TABLE_OF = {
 }
 
 
-@stage("load", LoadConfig, fingerprint_extra=_load_fingerprint, version="1")
+@stage("load", LoadConfig, fingerprint_extra=_load_fingerprint, version="2")
 def load(ctx: StageContext, tables: Tables, cfg: LoadConfig):
     """Read annotation files and validate every row; unusable rows go to `rejected`."""
     parts: dict[str, list[pl.DataFrame]] = {}
@@ -68,35 +81,37 @@ def load(ctx: StageContext, tables: Tables, cfg: LoadConfig):
     ctx.info["inputs"] = []
     with ctx.reporter.task("load", total=len(inputs)) as bar:
         for role, spec in inputs:
-            frame, kind = _load_one(ctx, role, spec)
+            frame, kind = _load_one(ctx, role, spec, cfg.unicode_normalization)
             if frame is not None and kind is not None:
                 parts.setdefault(TABLE_OF[kind], []).append(frame)
             bar.advance()
     return {name: pl.concat(frames, how="diagonal_relaxed") for name, frames in parts.items()}
 
 
-def _load_one(ctx: StageContext, role: str, spec: InputSpec):
+def _load_one(ctx: StageContext, role: str, spec: InputSpec, normalization: str):
     try:
         read = read_table(spec.path, config=spec.config, split=spec.split, data_dir=spec.data_dir)
+    except UnreadableInput as exc:
+        return _unreadable_input(ctx, role, spec, str(exc))
     except InputError as exc:
         raise PipelineError(str(exc)) from None
+    for warning in read.warnings:
+        ctx.reporter.warn(warning)
+        ctx.reject(_file_problem(spec.path, warning))
     ctx.reject(read.unreadable.with_columns(pl.lit(spec.path).alias("source")))
     facts = {"path": spec.path, "role": role, "rows": read.frame.height + read.unreadable.height}
+    if read.warnings:
+        facts["warnings"] = read.warnings
     ctx.info["inputs"].append(facts)
     try:
         kind = detect_kind(read.frame.columns, role)
     except ColumnError as exc:
         message = f"{spec.path}: {exc}"
         ctx.reporter.warn(message)
-        everything = read.frame.select(
-            pl.col(LINE).alias("line"),
-            pl.lit(str(exc)).alias("reason"),
-            pl.struct(pl.exclude(LINE, "_type_errors")).struct.json_encode().alias("record"),
-        )
-        ctx.reject(everything.with_columns(pl.lit(spec.path).alias("source")))
+        ctx.reject(_everything_rejected(read.frame, str(exc), spec.path))
         facts.update(kind=None, accepted=0, rejected=facts["rows"], error=str(exc))
         return None, None
-    checked = validate(read.frame, kind)
+    checked = validate(read.frame, kind, normalization)
     ctx.reject(checked.rejected.with_columns(pl.lit(spec.path).alias("source")))
     facts.update(
         kind=kind.value,
@@ -106,6 +121,35 @@ def _load_one(ctx: StageContext, role: str, spec: InputSpec):
     )
     good = checked.good.with_columns(pl.lit(spec.path).alias("_source"))
     return good, kind
+
+
+def _unreadable_input(ctx: StageContext, role: str, spec: InputSpec, message: str):
+    """A file with no readable table: one warning and one rejected entry; the other
+    inputs go on."""
+    ctx.reporter.warn(message)
+    ctx.reject(_file_problem(spec.path, message))
+    ctx.info["inputs"].append(
+        {"path": spec.path, "role": role, "rows": 0, "kind": None, "error": message}
+    )
+    return None, None
+
+
+def _file_problem(path: str, message: str) -> pl.DataFrame:
+    return pl.DataFrame(
+        {"source": [path], "line": [None], "reason": [message], "record": [None]},
+        schema={"source": pl.String, "line": pl.Int64, "reason": pl.String, "record": pl.String},
+    )
+
+
+def _everything_rejected(frame: pl.DataFrame, reason: str, path: str) -> pl.DataFrame:
+    fields = [c for c in frame.columns if c not in (LINE, TYPE_ERRORS)]
+    record = pl.struct(fields).struct.json_encode() if fields else pl.lit("{}")
+    return frame.select(
+        pl.col(LINE).alias("line"),
+        pl.lit(reason).alias("reason"),
+        record.alias("record"),
+        pl.lit(path).alias("source"),
+    )
 
 
 # --- aggregate ---------------------------------------------------------------------------
