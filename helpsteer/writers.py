@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import re
+import shutil
 from pathlib import Path
 
 import polars as pl
@@ -32,6 +35,8 @@ def export_tables(tables: Tables, fmt: str) -> dict[str, pl.DataFrame]:
 
 
 def write_exports(ctx: StageContext, tables: Tables, cfg) -> dict[str, dict[str, int]]:
+    # A run killed mid-write leaves temporaries; this run must not leave them in place.
+    sweep_leftovers(ctx.out_dir)
     formats = [f for f in cfg.formats if _source(f)[0] in tables]
     steps = len(formats) * len(SPLITS) * (len(cfg.file_types) + cfg.datasets_folder)
     counts: dict[str, dict[str, int]] = {}
@@ -101,3 +106,33 @@ def _write_datasets(splits: dict[str, pl.DataFrame], path: Path, fmt: str = "") 
 
 def _fingerprint(frame: pl.DataFrame) -> str:
     return f"{frame.hash_rows().sum():016x}-{frame.height}"
+
+
+_LEFTOVER = re.compile(r"\.(?P<name>.+)\.(?:(?P<random>[a-z0-9_]{8})|old-\d+)")
+"""What `atomic_path` names its temporaries: `.NAME.XXXXXXXX` (tempfile.mkdtemp) holding
+NAME while it is written, and `.NAME.old-PID` for a folder being replaced."""
+
+
+def sweep_leftovers(folder: Path) -> int:
+    """Remove the temporaries of writes that a killed run never finished.
+
+    Only `atomic_path`'s own pattern goes (a `.NAME.XXXXXXXX` folder must hold nothing
+    but NAME), so hidden files of the user's stay. Run before writing into the output
+    folder: no write is in flight then, and a resumed run ends with none left over.
+    """
+    removed = 0
+    for root, dirs, _files in os.walk(folder):
+        for name in [d for d in dirs if _is_leftover(Path(root) / d)]:
+            shutil.rmtree(Path(root) / name, ignore_errors=True)
+            dirs.remove(name)
+            removed += 1
+    return removed
+
+
+def _is_leftover(path: Path) -> bool:
+    match = _LEFTOVER.fullmatch(path.name)
+    if match is None or path.is_symlink():
+        return False
+    if match["random"] is None:  # `.NAME.old-PID`: the old copy of a replaced folder
+        return True
+    return {p.name for p in path.iterdir()} <= {match["name"]}
