@@ -100,6 +100,23 @@ def load_builtin() -> dict[str, JudgePrompt]:
     }
 
 
+def load_toml(path: str | Path) -> dict[str, JudgePrompt]:
+    """Prompts from a TOML file shaped like `builtin.toml` (one table per prompt), by name."""
+    path = Path(path)
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise PromptError(f"{path}: cannot read: {exc.strerror}") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise PromptError(f"{path}: not valid TOML: {exc}") from None
+    return {
+        name: _prompt({"name": name, **table}, f"{path} [{name}]")
+        if isinstance(table, dict)
+        else _prompt(table, f"{path} [{name}]")
+        for name, table in data.items()
+    }
+
+
 def load_fastchat(path: str | Path) -> dict[str, JudgePrompt]:
     """Prompts from a FastChat `judge_prompts.jsonl` file, by name."""
     path = Path(path)
