@@ -9,6 +9,12 @@
   (`judge.llm_judge.PairwiseJudge`, policy "tie"): a consistent win counts 1 or 0, a tie,
   an inconsistent pair or an unparsable verdict 0.5. v2 answers get a 1-10 rating each
   (`SingleJudge`); an unparsable rating is 0, below every real one.
+- `genrm:MODEL_SPEC` or `genrm@K:MODEL_SPEC`: a generative reward model in the Nemotron
+  GenRM format (`judge.genrm.GenRMJudge`), voting over K samples (voting@K, default 1).
+  v1 pairs are shown in a seeded order per pair; the majority ranking's side wins (a split
+  vote counts 0.5), and the voted helpfulness scores are kept as the pair's scores. v2
+  answers get a helpfulness score (1-5, mean over the samples) each; an unparsable one is
+  0, below every real one.
 """
 
 from __future__ import annotations
@@ -131,6 +137,64 @@ class LLMScorer:
         self.client.close()
 
 
+class GenRMScorer:
+    kind = "generative"
+
+    def __init__(self, client: Any, name: str, samples: int = 1, max_tokens: int | None = None):
+        from judge.genrm import GenRMJudge, GenRMSampling
+
+        self.client = client
+        self.name = name if samples == 1 else f"{name} (voting@{samples})"
+        # The GenRM writes an analysis before its scores, so it keeps its own longer
+        # default budget unless the caller sets one.
+        budget = {"max_tokens": max_tokens} if max_tokens else {}
+        sampling = GenRMSampling(samples=samples, **budget)
+        self.judge = GenRMJudge(client, sampling=sampling)
+
+    def pairs(self, prompts, chosen, rejected, reporter: Any = None) -> PairScores:
+        from judge.llm_judge import PairItem
+
+        items = [
+            PairItem(f"rb-{i}", [{"role": "user", "content": p}], c, r)
+            for i, (p, c, r) in enumerate(zip(prompts, chosen, rejected, strict=True))
+        ]
+        judged = self.judge.compare(items, reporter)
+        results = [llm_result(j.vote.side) for j in judged]
+        sc = [j.vote.scores[0] if j.vote.scores else None for j in judged]
+        sr = [j.vote.scores[1] if j.vote.scores else None for j in judged]
+        raw = [
+            {"item_id": j.item_id, "orders": list(j.orders), "ranking": j.vote.ranking,
+             "reason": j.vote.reason, "raw": j.vote.raws}
+            for j in judged
+        ]  # fmt: skip
+        return PairScores(results, sc, sr, raw)
+
+    def completions(self, prompts, answers, reporter: Any = None) -> list[list[float]]:
+        from judge.llm_judge import SingleItem
+
+        items = [
+            SingleItem(f"rb2-{i}-{k}", [{"role": "user", "content": p}], a)
+            for i, (p, group) in enumerate(zip(prompts, answers, strict=True))
+            for k, a in enumerate(group)
+        ]
+        judged = self.judge.score(items, reporter)
+        flat = [j.score if j.score is not None else 0.0 for j in judged]
+        return regroup(flat, answers)
+
+    def close(self) -> None:
+        self.client.close()
+
+
+def _genrm_samples(spec: str, kind: str) -> int:
+    """K of `genrm@K`; 1 for plain `genrm`."""
+    _, at, count = kind.partition("@")
+    if not at:
+        return 1
+    if not count.isdigit() or int(count) < 1:
+        raise EvalError(f"judge {spec!r}: expected genrm@K:SPEC with K a positive integer")
+    return int(count)
+
+
 def make_scorer(
     spec: str,
     cache_dir: Path | None = None,
@@ -138,11 +202,13 @@ def make_scorer(
     max_length: int = 4096,
     device: str = "cpu",
     dtype: str = "float32",
-    max_tokens: int = 512,
-) -> RewardScorer | LLMScorer:
+    max_tokens: int | None = None,
+) -> RewardScorer | LLMScorer | GenRMScorer:
     kind, _, rest = spec.partition(":")
     if not rest:
-        raise EvalError(f"judge {spec!r}: expected reward:MODEL, endpoint:MODEL@URL or llm:SPEC")
+        raise EvalError(
+            f"judge {spec!r}: expected reward:MODEL, endpoint:MODEL@URL, llm:SPEC or genrm[@K]:SPEC"
+        )
     if kind == "reward":
         from judge.reward import RewardJudge
 
@@ -162,5 +228,12 @@ def make_scorer(
         from helpsteer.llm import make_client
 
         config = parse_model_spec(rest, cache_dir)
-        return LLMScorer(make_client(config), model_label(config), max_tokens)
-    raise EvalError(f"judge {spec!r}: unknown kind {kind!r} (reward, endpoint or llm)")
+        return LLMScorer(make_client(config), model_label(config), max_tokens or 512)
+    if kind == "genrm" or kind.startswith("genrm@"):
+        from eval.common import model_label
+        from helpsteer.llm import make_client
+
+        samples = _genrm_samples(spec, kind)
+        config = parse_model_spec(rest, cache_dir)
+        return GenRMScorer(make_client(config), model_label(config), samples, max_tokens)
+    raise EvalError(f"judge {spec!r}: unknown kind {kind!r} (reward, endpoint, llm or genrm)")

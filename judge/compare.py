@@ -30,6 +30,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from helpsteer.atomic import atomic_path
 from helpsteer.llm import LLMConfig
+from judge.genrm import GenRMSampling
 from judge.llm_judge import SamplingConfig
 
 PREDICTIONS_SCHEMA = {
@@ -68,6 +69,17 @@ class LLMSingleSpec(_Spec):
     sampling: SamplingConfig = Field(default_factory=SamplingConfig)
 
 
+class GenRMSpec(_Spec):
+    """A generative reward model (Nemotron GenRM format; see judge/genrm.py)."""
+
+    kind: Literal["genrm"]
+    llm: LLMConfig = Field(default_factory=LLMConfig)
+    prompt: str = "genrm"
+    prompts_file: str | None = Field(None, description="Your GenRM prompts (.toml or .jsonl).")
+    sampling: GenRMSampling = Field(default_factory=GenRMSampling)
+    both_orders: bool = Field(False, description="Ask in both orders (else a seeded one).")
+
+
 class RewardSpec(_Spec):
     kind: Literal["reward"]
     model: str = Field(description="Local folder or Hub id of a sequence-classification RM.")
@@ -87,7 +99,7 @@ class RewardEndpointSpec(_Spec):
 
 
 JudgeSpec = Annotated[
-    LLMPairwiseSpec | LLMSingleSpec | RewardSpec | RewardEndpointSpec,
+    LLMPairwiseSpec | LLMSingleSpec | GenRMSpec | RewardSpec | RewardEndpointSpec,
     Field(discriminator="kind"),
 ]
 
@@ -269,6 +281,39 @@ def run_llm_single(spec: LLMSingleSpec, pairs: pl.DataFrame, cache: Path, report
     return run
 
 
+def run_genrm(spec: GenRMSpec, pairs: pl.DataFrame, cache: Path, reporter) -> JudgeRun:
+    from judge.genrm import GenRMJudge, load_genrm_prompt
+    from judge.llm_judge import PairItem, UsageSnapshot
+
+    client = _client(spec.llm, cache)
+    judge = GenRMJudge(
+        client,
+        load_genrm_prompt(spec.prompt, spec.prompts_file),
+        sampling=spec.sampling,
+        both_orders=spec.both_orders,
+    )
+    items = [
+        PairItem(r["pair_id"], r["messages"], r["response_a"], r["response_b"])
+        for r in pairs.iter_rows(named=True)
+    ]
+    run, usage = JudgeRun(spec.name, spec.kind), UsageSnapshot(client).start()
+    for result in judge.compare(items, reporter=_labelled(reporter, spec.name)):
+        v = result.vote
+        scores = "n/a" if v.scores is None else ", ".join(f"{s:.2f}" for s in v.scores)
+        run.rows.append(
+            {
+                "pair_id": result.item_id,
+                "judge": spec.name,
+                "prediction": v.side,
+                "consistent": result.consistent,
+                "detail": f"orders {'/'.join(result.orders)}; scores {scores}; "
+                f"ranking {v.ranking}; votes {v.votes}; {v.reason}",
+            }
+        )
+    _account(run, usage.stop())
+    return run
+
+
 def _from_scores(a: float | None, b: float | None) -> str | None:
     if a is None or b is None:
         return None
@@ -372,6 +417,8 @@ def run_judge(spec, pairs: pl.DataFrame, cache: Path, reporter) -> JudgeRun:
         return run_llm_pairwise(spec, pairs, cache, reporter)
     if isinstance(spec, LLMSingleSpec):
         return run_llm_single(spec, pairs, cache, reporter)
+    if isinstance(spec, GenRMSpec):
+        return run_genrm(spec, pairs, cache, reporter)
     if isinstance(spec, RewardSpec):
         return run_reward(spec, pairs, reporter)
     return run_reward_endpoint(spec, pairs, reporter)

@@ -44,6 +44,7 @@ from helpsteer.pipeline import (
     stage,
 )
 from helpsteer.records import PREFERENCE_ITEM
+from judge.genrm import GenRMSampling
 from judge.llm_judge import JudgeError, SamplingConfig
 
 REJECT_SCHEMA = {"source": pl.String, "line": pl.Int64, "reason": pl.String, "record": pl.String}
@@ -574,6 +575,189 @@ def _per_order(result) -> list[dict[str, Any]]:
                 }
             )
     return items
+
+
+# ------------------------------------------------------------------ judge.genrm
+
+
+class GenRMStageConfig(StageConfig):
+    llm: LLMConfig = Field(
+        default_factory=LLMConfig,
+        description="The GenRM (e.g. nvidia/Llama-3_3-Nemotron-Super-49B-GenRM behind the "
+        "openai backend); without a cache_dir the cache goes to OUT/.llm-cache.",
+    )
+    sampling: GenRMSampling = Field(
+        default_factory=GenRMSampling, description="samples = k votes per judgment (voting@k)."
+    )
+    prompt: str = Field("genrm", description="A GenRM prompt (output_format 'genrm').")
+    prompts_file: str | None = Field(
+        None, description="Your GenRM prompts: a .toml like judge/prompts/genrm.toml, or .jsonl."
+    )
+    mode: Literal["single", "pairs"] = Field(
+        "single",
+        description="single: score each response (-> `column` on the table); pairs: judge "
+        "two responses (-> a `preference` table).",
+    )
+    table: str = Field(
+        "auto",
+        description="single: the table to score (auto: responses); pairs: 'preference', "
+        "'responses' or 'auto' (preference first).",
+    )
+    column: str = Field("genrm", description="single: column for the mean helpfulness (1-5).")
+    pairs_per_prompt: int = Field(
+        1, ge=1, description="pairs from `responses`: disjoint pairs per prompt, by response_id."
+    )
+    both_orders: bool = Field(
+        False, description="pairs: ask in both orders (2k samples) instead of a seeded one."
+    )
+
+
+@stage("judge.genrm", GenRMStageConfig, version="1", shardable=True, needs=_llm_stage_needs)
+def genrm_stage(ctx: StageContext, tables: Tables, cfg: GenRMStageConfig):
+    """A generative reward model (Nemotron GenRM format): analysis, helpfulness 1-5 per
+    response and a 1-6 ranking for pairs, voted over k samples -> `genrm` on `responses`
+    (single) or a `preference` table (pairs)."""
+    from judge.genrm import GenRMJudge, load_genrm_prompt
+    from judge.llm_judge import UsageSnapshot
+
+    client = _client(ctx, cfg.llm)
+    try:
+        judge = GenRMJudge(
+            client,
+            load_genrm_prompt(cfg.prompt, cfg.prompts_file),
+            sampling=cfg.sampling,
+            both_orders=cfg.both_orders,
+        )
+        usage = UsageSnapshot(client).start()
+        if cfg.mode == "single":
+            out = _genrm_single(ctx, tables, cfg, judge)
+        else:
+            out = _genrm_pairs(ctx, tables, cfg, judge)
+    except JudgeError as exc:
+        raise PipelineError(f"{ctx.name}: {exc}") from None
+    _usage(ctx, usage.stop())
+    ctx.info["samples_per_judgment"] = cfg.sampling.samples * (2 if cfg.both_orders else 1)
+    return out
+
+
+def _genrm_reject(i: int, result) -> dict[str, Any]:
+    record = _record(id=result.item_id, raw=result.vote.raws, errors=list(result.errors))
+    return {"line": i, "reason": f"genrm: {result.vote.reason}", "record": record}
+
+
+def _genrm_single(ctx, tables, cfg: GenRMStageConfig, judge) -> dict[str, pl.DataFrame]:
+    from judge.llm_judge import SingleItem
+
+    name = "responses" if cfg.table == "auto" else cfg.table
+    frame = _table(ctx, tables, name, ("response",))
+    items = [
+        SingleItem(_row_id(row, i), conversation_of(row), row["response"])
+        for i, row in enumerate(frame.iter_rows(named=True))
+    ]
+    results = judge.score(items, reporter=ctx.reporter)
+    rejects = [_genrm_reject(i, r) for i, r in enumerate(results) if not r.vote.ok]
+    _reject(ctx, name, rejects)
+    ctx.info.update(mode="single", scored=frame.height - len(rejects), unparsed=len(rejects))
+    return {
+        name: frame.with_columns(
+            pl.Series(cfg.column, [r.score for r in results], dtype=pl.Float64),
+            pl.Series(f"{cfg.column}_samples_ok", [r.vote.valid for r in results], pl.Int64),
+            pl.Series(
+                f"{cfg.column}_judgments",
+                [r.vote.raws for r in results],
+                dtype=pl.List(pl.String),
+            ),
+        )
+    }
+
+
+def _genrm_pairs(ctx, tables, cfg: GenRMStageConfig, judge) -> dict[str, pl.DataFrame | None]:
+    from judge.llm_judge import PairItem
+
+    source, frame = _source(ctx, tables, cfg)  # type: ignore[arg-type]
+    if frame.height == 0:
+        ctx.info.update(mode="pairs", source=source, pairs=0)
+        return {}
+    rows = list(frame.iter_rows(named=True))
+    items = [
+        PairItem(str(r["pair_id"]), conversation_of(r), r["response_1"], r["response_2"])
+        for r in rows
+    ]
+    results = judge.compare(items, reporter=ctx.reporter)
+    kept, rejects = [], []
+    for i, (row, result) in enumerate(zip(rows, results, strict=True)):
+        if result.vote.ok:
+            kept.append(_genrm_preference_row(row, result))
+        else:
+            rejects.append(_genrm_reject(i, result))
+    _reject(ctx, source, rejects)
+    ties = sum(1 for r in results if r.vote.side == "tie")
+    ctx.info.update(
+        mode="pairs", source=source, pairs=len(rows), kept=len(kept), unparsed=len(rejects),
+        split_votes=ties,
+    )  # fmt: skip
+    out = pl.DataFrame(kept, schema_overrides=_GENRM_OVERRIDES) if kept else None
+    if out is not None and source == "responses" and "split" not in out.columns:
+        out = out.with_columns(pl.lit(None, dtype=pl.String).alias("split"))
+    return {"preference": out}
+
+
+_GENRM_OVERRIDES = {
+    **_PREFERENCE_OVERRIDES,
+    "genrm_score_1": pl.Float64,
+    "genrm_score_2": pl.Float64,
+    "genrm_ranking": pl.Int64,
+    "genrm_ranking_mean": pl.Float64,
+    "genrm_samples_ok": pl.Int64,
+    "genrm_judgments": pl.List(pl.String),
+    "genrm_orders": pl.List(pl.String),
+}
+
+
+def _three_most_similar(items: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """HelpSteer2-Preference's rule over the samples: the 3 strengths that agree most."""
+    from helpsteer.aggregate import most_agreeing
+
+    wanted = list(most_agreeing(tuple(sorted(i["strength"] for i in items))))
+    chosen = []
+    for item in items:
+        if item["strength"] in wanted:
+            wanted.remove(item["strength"])
+            chosen.append(item)
+    return chosen
+
+
+def _genrm_preference_row(row: dict[str, Any], result) -> dict[str, Any]:
+    from judge.genrm import ranking_strength, relabel_analyses
+    from judge.llm_judge import preference_statement
+
+    v = result.vote
+    strength = v.strength
+    per_sample = [
+        {
+            "statement": preference_statement(ranking_strength(s.ranking)),
+            "elaboration": relabel_analyses(s.analyses),
+            "strength": ranking_strength(s.ranking),
+        }
+        for s in v.samples
+        if s.ok
+    ]
+    first = next(s for s in v.samples if s.ok)
+    return {
+        **{k: val for k, val in row.items() if k != "messages"},
+        "preference_strength": strength,
+        "preference_statement": preference_statement(strength),
+        "preference_elaboration": relabel_analyses(first.analyses),
+        "three_most_similar_preferences": _three_most_similar(per_sample),
+        "all_preferences_unprocessed": per_sample,
+        "genrm_score_1": v.scores[0],
+        "genrm_score_2": v.scores[1],
+        "genrm_ranking": v.ranking,
+        "genrm_ranking_mean": v.ranking_mean,
+        "genrm_samples_ok": v.valid,
+        "genrm_judgments": v.raws,
+        "genrm_orders": list(result.orders),
+    }
 
 
 # ------------------------------------------------------------------ judge.ground_truth
