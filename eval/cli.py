@@ -67,10 +67,29 @@ def _pct(value: float | None) -> str:
 
 @app.command("mt-bench")
 def mt_bench(
-    bench: Annotated[
-        Path, typer.Option(help="FastChat MT-Bench folder: question.jsonl, references, prompts.")
-    ],
     out: OutOption,
+    bench: Annotated[
+        Path | None,
+        typer.Option(
+            help="FastChat MT-Bench folder: question.jsonl, references, prompts (with "
+            "--judgments: only question.jsonl, for categories)."
+        ),
+    ] = None,
+    judgments: Annotated[
+        list[Path] | None,
+        typer.Option(
+            help="Score these FastChat judgment files (.jsonl/.jsonl.gz, single or pairwise) "
+            "instead of generating and judging (repeatable)."
+        ),
+    ] = None,
+    baseline_model: Annotated[
+        str | None,
+        typer.Option(help="With --judgments, pairwise: count only games against this model."),
+    ] = None,
+    model_list: Annotated[
+        list[str] | None,
+        typer.Option(help="With --judgments: only these models (repeatable), as show_result."),
+    ] = None,
     model: Annotated[
         str, typer.Option(help="local | local:FILE.gguf | openai:MODEL@URL | vllm:MODEL | X.toml")
     ] = "local",
@@ -94,8 +113,14 @@ def mt_bench(
     """Generate MT-Bench answers (both turns) and judge them, FastChat-compatible.
 
     Writes model_answer/MODEL.jsonl, model_judgment/JUDGE_single.jsonl (or _pair.jsonl),
-    results.json, report.md, radar.png and manifest.json into OUT.
+    results.json, report.md, radar.png and manifest.json into OUT. With --judgments, scores
+    existing judgment files as FastChat's show_result.py does (per model, turn, category).
     """
+    if judgments:
+        _mt_bench_judgments(judgments, out, bench, baseline_model, model_list, quiet)
+        return
+    if bench is None:
+        _fail("give --bench FOLDER (to generate and judge) or --judgments FILE...")
     from eval.mtbench import MTBenchRun, run_mtbench
 
     run = MTBenchRun(
@@ -121,6 +146,106 @@ def mt_bench(
         p = doc["pairwise"]
         rows = [(k, str(p[k])) for k in ("win", "loss", "tie", "win_rate_adjusted")]
     _summary(f"MT-Bench {doc['model']} -> {out}", rows, quiet)
+
+
+def _fail(message: str) -> None:
+    from rich.console import Console
+
+    Console(stderr=True).print(f"[red]error:[/red] {message}", soft_wrap=True)
+    raise typer.Exit(2)
+
+
+def _mt_bench_judgments(files, out, bench, baseline, model_list, quiet) -> None:
+    from eval.fastchat_results import score_judgments
+
+    doc = _run(lambda reporter: score_judgments(files, out, bench, baseline, model_list), quiet)
+    key = "score" if doc["mode"] == "single" else "win_rate_adjusted"
+    rows = [(m, f"{v[key]:.4f}" if v[key] is not None else "n/a") for m, v in doc["models"].items()]
+    _summary(f"MT-Bench {doc['mode']} ({key}) -> {out}", rows, quiet)
+
+
+def _judge_options(judge: str, batch_size: int, max_length: int, device: str, dtype: str):
+    """Reward-model options for reward: judges; other judges take none."""
+    if not judge.startswith("reward:"):
+        return {}
+    return {"batch_size": batch_size, "max_length": max_length, "device": device, "dtype": dtype}
+
+
+JudgeOption = Annotated[
+    str,
+    typer.Option(
+        help="reward:MODEL_DIR_OR_HUB_ID | endpoint:MODEL@URL | llm:MODEL_SPEC | genrm:SPEC"
+    ),
+]
+BatchOption = Annotated[int, typer.Option(help="Reward-model batch size.")]
+MaxLengthOption = Annotated[int, typer.Option(help="Reward-model max tokens.")]
+DeviceOption = Annotated[str, typer.Option(help="Reward-model device (cpu, cuda).")]
+DtypeOption = Annotated[str, typer.Option(help="float32, bfloat16, float16 or auto.")]
+
+
+@app.command("rm-bench")
+def rm_bench(
+    judge: JudgeOption,
+    out: OutOption,
+    data: Annotated[
+        str, typer.Option(help="Hub id, total_dataset.json, or a folder holding it.")
+    ] = "THU-KEG/RM-Bench",
+    split: Annotated[str, typer.Option(help="Split of the Hub dataset.")] = "train",
+    domain: Annotated[
+        list[str] | None, typer.Option(help="Only these domains: chat, code, math, safety.")
+    ] = None,
+    limit: LimitOption = None,
+    batch_size: BatchOption = 8,
+    max_length: MaxLengthOption = 4096,
+    device: DeviceOption = "cpu",
+    dtype: DtypeOption = "float32",
+    quiet: QuietOption = False,
+) -> None:
+    """RM-Bench: 3x3 style matrix per domain; Easy / Normal / Hard and the domain mean.
+
+    Writes results.json, scores.parquet, report.md, difficulty.png and manifest.json.
+    """
+    from eval.rmbench import run_rmbench
+
+    options = _judge_options(judge, batch_size, max_length, device, dtype)
+    doc = _run(
+        lambda reporter: run_rmbench(data, out, judge, split, limit, domain, reporter, **options),
+        quiet,
+    )
+    rows = [(k, _pct(doc[k])) for k in ("score", "easy", "normal", "hard")]
+    rows += [(name, _pct(d["score"])) for name, d in doc["domains"].items()]
+    _summary(f"RM-Bench {doc['model']} -> {out}", rows, quiet)
+
+
+@app.command("judgebench")
+def judgebench(
+    judge: JudgeOption,
+    out: OutOption,
+    data: Annotated[
+        str, typer.Option(help="Hub id, Hub-layout folder, or the repository's .jsonl file.")
+    ] = "ScalerLab/JudgeBench",
+    split: Annotated[str, typer.Option(help="gpt or claude (the response model).")] = "gpt",
+    limit: LimitOption = None,
+    batch_size: BatchOption = 8,
+    max_length: MaxLengthOption = 4096,
+    device: DeviceOption = "cpu",
+    dtype: DtypeOption = "float32",
+    quiet: QuietOption = False,
+) -> None:
+    """JudgeBench: both orders, +1/-1 per order, a pair is right when the sum is positive.
+
+    Writes results.json, scores.parquet, report.md, categories.png and manifest.json.
+    """
+    from eval.judgebench import run_judgebench
+
+    options = _judge_options(judge, batch_size, max_length, device, dtype)
+    doc = _run(
+        lambda reporter: run_judgebench(data, out, judge, split, limit, reporter, **options),
+        quiet,
+    )
+    rows = [("accuracy", _pct(doc["accuracy"])), ("pairs", str(doc["pairs"]))]
+    rows += [(name, _pct(c["accuracy"])) for name, c in doc["categories"].items()]
+    _summary(f"JudgeBench {doc['model']} -> {out}", rows, quiet)
 
 
 @app.command("rewardbench")
@@ -260,8 +385,24 @@ def lm_eval_command(
 def alpaca_eval_command(
     out: OutOption,
     reference: Annotated[
-        Path, typer.Option(help="AlpacaEval instructions with reference outputs (.json[.gz]).")
-    ],
+        Path | None,
+        typer.Option(help="AlpacaEval instructions with reference outputs (.json[.gz])."),
+    ] = None,
+    annotations: Annotated[
+        list[Path] | None,
+        typer.Option(
+            help="Score these alpaca_eval annotation files (or folders of annotations.json"
+            "[.gz]) instead of generating and annotating (repeatable)."
+        ),
+    ] = None,
+    glm_data: Annotated[
+        Path | None,
+        typer.Option(help="With --annotations: df_gamed.csv for the length-controlled rate."),
+    ] = None,
+    model_outputs: Annotated[
+        list[Path] | None,
+        typer.Option(help="With --annotations: model_outputs.json for missing output_2."),
+    ] = None,
     model: Annotated[str, typer.Option(help="Model spec that answers.")] = "local",
     annotator: Annotated[
         str | None, typer.Option(help="Annotator model spec (default: the model itself).")
@@ -270,7 +411,15 @@ def alpaca_eval_command(
     max_tokens: Annotated[int, typer.Option(help="Max tokens per output.")] = 256,
     quiet: QuietOption = False,
 ) -> None:
-    """Generate outputs and run alpaca_eval with an annotator on our backends."""
+    """Run alpaca_eval on our backends, or score existing annotations (--annotations).
+
+    With --annotations: leaderboard.csv in AlpacaEval's columns, results.json, report.md.
+    """
+    if annotations:
+        _alpaca_annotations(annotations, out, glm_data, model_outputs, quiet)
+        return
+    if reference is None:
+        _fail("give --reference FILE (to generate and annotate) or --annotations PATH...")
     from eval.harness import run_alpaca_eval
 
     doc = _run(
@@ -283,6 +432,21 @@ def alpaca_eval_command(
     rows = [(doc["metric"], f"{metrics.get(doc['metric'], float('nan')):.2f}")]
     rows += [("n_total", str(metrics.get("n_total")))]
     _summary(f"AlpacaEval {doc['model']} -> {out}", rows, quiet)
+
+
+def _alpaca_annotations(paths, out, glm_data, outputs, quiet) -> None:
+    from eval.alpaca_results import score_annotations
+
+    doc = _run(lambda reporter: score_annotations(paths, out, glm_data, outputs), quiet)
+
+    def shown(value: float | None) -> str:
+        return "n/a" if value is None else f"{value:.2f}"
+
+    rows = []
+    for name, v in doc["models"].items():
+        lc = shown(v["length_controlled_winrate"])
+        rows.append((name, f"{shown(v['win_rate'])} (LC {lc}, n={v['n_total']})"))
+    _summary(f"AlpacaEval win rate -> {out}", rows, quiet)
 
 
 @app.command("report")

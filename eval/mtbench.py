@@ -329,7 +329,8 @@ def single_scores(
 
 
 def _mean(values: list[float]) -> float | None:
-    return round(sum(values) / len(values), 4) if values else None
+    # Unrounded, as FastChat's show_result (pandas mean) reports it; reports round on display.
+    return sum(values) / len(values) if values else None
 
 
 # ------------------------------------------------------------------ pairwise
@@ -447,8 +448,8 @@ def pairwise_scores(rows: list[dict[str, Any]], model: str) -> dict[str, Any]:
         "loss": loss,
         "tie": tie,
         "errors": errors,
-        "win_rate": round(win / total, 4) if total else None,
-        "win_rate_adjusted": round((win + 0.5 * tie) / total, 4) if total else None,
+        "win_rate": win / total if total else None,
+        "win_rate_adjusted": (win + 0.5 * tie) / total if total else None,
     }
 
 

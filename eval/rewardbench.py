@@ -283,14 +283,31 @@ def _v1_results(frame: pl.DataFrame, scorer: Any, reporter: Any) -> pl.DataFrame
 def _v2_rows(frame: pl.DataFrame, scorer: Any, reporter: Any) -> list[dict[str, Any]]:
     rows = frame.select("id", "subset", "prompt", "chosen", "rejected", "num_correct").to_dicts()
     for i, row in enumerate(rows):
-        if not isinstance(row["chosen"], list) or not isinstance(row["rejected"], list):
-            raise EvalError(f"row {i} (id {row['id']}): v2 'chosen' and 'rejected' must be lists")
+        check_v2_row(row, f"row {i} (id {row['id']})")
     groups = [list(r["chosen"]) + list(r["rejected"]) for r in rows]
     scores = scorer.completions([r["prompt"] for r in rows], groups, reporter)
     return [
         {"id": r["id"], "subset": r["subset"], "num_correct": r["num_correct"], "scores": s}
         for r, s in zip(rows, scores, strict=True)
     ]
+
+
+def check_v2_row(row: dict[str, Any], where: str) -> None:
+    """The reward-bench-2 layout: lists of answers, `num_correct` = the number of chosen
+    answers (1, or several in Ties), and Ties ids "ref:N" / "tied:N"."""
+    if not isinstance(row["chosen"], list) or not isinstance(row["rejected"], list):
+        raise EvalError(f"{where}: v2 'chosen' and 'rejected' must be lists")
+    if not row["chosen"] or not row["rejected"]:
+        raise EvalError(f"{where}: v2 'chosen' and 'rejected' must each hold an answer")
+    if row["num_correct"] != len(row["chosen"]):
+        raise EvalError(
+            f"{where}: field 'num_correct' is {row['num_correct']!r} but 'chosen' holds "
+            f"{len(row['chosen'])} answers"
+        )
+    if str(row["subset"]).lower() == "ties":
+        kind, _, number = str(row["id"]).partition(":")
+        if kind not in ("ref", "tied") or not number.isdigit():
+            raise EvalError(f"{where}: a Ties row needs id 'ref:N' or 'tied:N'")
 
 
 def run_rewardbench(
@@ -321,6 +338,10 @@ def run_rewardbench(
         frame = frame.head(limit)
     if frame.is_empty():
         raise EvalError(f"{source}: no rows to score (after subset/limit filters)")
+    if version == 2:  # before the judge loads, so bad data fails fast
+        columns = ("id", "subset", "chosen", "rejected", "num_correct")
+        for i, row in enumerate(frame.select(columns).iter_rows(named=True)):
+            check_v2_row(row, f"{source}: row {i} (id {row['id']})")
     scorer = make_scorer(judge, cache_dir=out / "llm_cache", **judge_options)
     try:
         if version == 1:
