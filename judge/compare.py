@@ -6,8 +6,8 @@ inconsistent pair, an unparseable verdict, an LLM error). Reported per judge:
 - accuracy: (correct + ties / 2) / pairs, so a judge cannot gain by abstaining or tying;
 - accuracy_decided: correct / pairs it decided (A or B);
 - coverage: pairs with any prediction / pairs; tie_rate: ties / pairs;
-- position_consistency (pairwise LLM judges): pairs with the same verdict in both orders
-  / pairs with both verdicts parsed;
+- position_consistency (pairwise LLM judges, and GenRM judges with `both_orders`): pairs
+  with the same verdict in both orders / pairs with both verdicts parsed;
 - accuracy by category (same definition as accuracy);
 - cost and seconds per judgment (a judgment is one pair);
 - the agreement matrix: for two judges, the share of pairs both predicted where the

@@ -13,6 +13,10 @@
   `preference` table or on pairs of `responses` -> `preference_strength`,
   `preference_statement`, `preference_elaboration`; inconsistent pairs are rejected
   ("discard", Nemotron-4) or become ties ("tie", MT-Bench).
+- `judge.genrm`: a generative reward model in the Nemotron GenRM format (judge/genrm.py),
+  voted over k samples: "single" scores each row of `responses` -> `genrm` (mean
+  helpfulness 1-5, usable as `synth.preference_pairs`' `score_column`); "pairs" judges
+  pairs like `judge.pairwise` -> `preference` rows whose strength is the majority ranking.
 - `judge.ground_truth`: math answers, Python tests and verifiable constraints, on rows
   whose `meta` (or `constraints` column) carries them -> `ground_truth` 1.0 / 0.0.
 
