@@ -229,3 +229,49 @@ def test_rewardbench_rejects_a_bad_voting_count(tmp_path):
     args = ["--judge", "genrm@0:local", "--data", str(data), "--out", str(tmp_path / "o")]
     result = runner.invoke(hs_app, ["eval", "rewardbench", *args])
     assert result.exit_code == 2 and "positive integer" in result.output
+
+
+def test_build_dataset_with_genrm_as_the_preference_scorer(tmp_path):
+    """seed prompts -> responses -> judge.genrm -> synth.preference_pairs -> exports."""
+    import tomli_w
+
+    def generate_or_judge(body):
+        judged = good_genrm(body)
+        if judged is not None:
+            return judged
+        # Sample 0 of each prompt is good, the others bad: every pair has a clear winner.
+        n = int(body.get("n") or 1)
+        return [f"a {'good' if i == 0 else 'bad'} answer, sample {i}" for i in range(n)]
+
+    seeds = tmp_path / "seeds.jsonl"
+    seeds.write_text("".join(json.dumps({"prompt": f"Question {i}?"}) + "\n" for i in range(4)))
+    with FaultServer(responder=generate_or_judge) as server:
+        llm = {"backend": "openai", "base_urls": [server.url], "model": "fake", "max_retries": 0}
+        stages = [
+            {"uses": "synth.seed", "path": str(seeds)},
+            {"uses": "synth.responses", "models": [{"name": "m", "k": 3, "llm": llm}]},
+            {"uses": "judge.genrm", "name": "genrm", "llm": llm},
+            {"uses": "synth.preference_pairs", "score_column": "genrm"},
+            {"uses": "split", "validation_fraction": 0.25},
+            {"uses": "export", "formats": ["preference", "dpo"]},
+        ]
+        out = tmp_path / "out"
+        config = tmp_path / "pipeline.toml"
+        config.write_bytes(tomli_w.dumps({"out": str(out), "stages": stages}).encode())
+        args = ["build-dataset", str(config), "--quiet", "--set", "genrm.sampling.samples=2"]
+        result = runner.invoke(hs_app, args)
+        assert result.exit_code == 0, result.output
+        judged = [r for r in server.requests if genrm_shown(r.body)]
+        assert len(judged) == 4 * 3 and all(r.body["n"] == 2 for r in judged)
+    preference = pl.concat(
+        [pl.read_parquet(p) for p in sorted((out / "preference").glob("*.parquet"))]
+    )
+    assert preference.height == 4
+    # 5 vs 1 from the GenRM: a margin of 4 reaches every default threshold.
+    assert preference["preference_strength"].abs().to_list() == [3, 3, 3, 3]
+    for row in preference.iter_rows(named=True):
+        better = row["response_1"] if row["preference_strength"] < 0 else row["response_2"]
+        assert (
+            better.startswith("a good answer") and "(genrm 5 vs 1)" in row["preference_statement"]
+        )
+    assert list((out / "dpo").glob("*.parquet")) or list((out / "dpo").glob("*.jsonl"))
