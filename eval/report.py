@@ -82,12 +82,78 @@ def rewardbench2_table(entries: list[Entry]) -> tuple[list[str], list[list[str]]
     return head, rows
 
 
+def rmbench_table(entries: list[Entry]) -> tuple[list[str], list[list[str]]]:
+    from eval.rmbench import DOMAINS
+
+    head = ["model", "score", "easy", "normal", "hard", *DOMAINS, "prompts", "run"]
+    rows = []
+    for e in entries:
+        d = e.doc
+        domains = d.get("domains", {})
+        rows.append([d.get("model", ""), _pct(d.get("score")), _pct(d.get("easy")),
+                     _pct(d.get("normal")), _pct(d.get("hard")),
+                     *[_pct((domains.get(x) or {}).get("score")) for x in DOMAINS],
+                     str(d.get("examples", "")), e.run])  # fmt: skip
+    return head, rows
+
+
+def judgebench_table(entries: list[Entry]) -> tuple[list[str], list[list[str]]]:
+    from eval.judgebench import CATEGORIES
+
+    names = list(CATEGORIES.values())
+    head = ["judge", "accuracy", *names, "pairs", "split", "run"]
+    rows = []
+    for e in entries:
+        d = e.doc
+        cats = d.get("categories", {})
+        rows.append([d.get("model", ""), _pct(d.get("accuracy")),
+                     *[_pct((cats.get(n) or {}).get("accuracy")) for n in names],
+                     str(d.get("pairs", "")), str(d.get("config", {}).get("split", "")),
+                     e.run])  # fmt: skip
+    return head, rows
+
+
+def alpaca_table(entries: list[Entry]) -> tuple[list[str], list[list[str]]]:
+    """AlpacaEval leaderboard columns, one row per model of each scored annotation set."""
+    head = ["model", "LC win rate", "win rate", "std. error", "n_wins", "n_wins_base",
+            "n_draws", "n_total", "discrete", "avg length", "run"]  # fmt: skip
+    rows = []
+    for e in entries:
+        for model, m in e.doc.get("models", {}).items():
+            rows.append([model, _num(m.get("length_controlled_winrate")),
+                         _num(m.get("win_rate")), _num(m.get("standard_error")),
+                         *[str(m.get(k, "")) for k in ("n_wins", "n_wins_base", "n_draws",
+                                                       "n_total")],
+                         _num(m.get("discrete_win_rate")), str(m.get("avg_length") or ""),
+                         e.run])  # fmt: skip
+    return head, rows
+
+
+def _mtbench_model_rows(e: Entry) -> list[list[str]]:
+    """Rows of a scored judgment file: one per model (single or pairwise)."""
+    d, rows = e.doc, []
+    judge = ", ".join(d.get("judges", []))
+    for model, m in d["models"].items():
+        if d.get("mode") == "single":
+            rows.append([model, judge, _num(m.get("score")), _num(m.get("turn_1")),
+                         _num(m.get("turn_2")), str(m.get("judgments", "")),
+                         str(m.get("failed_parses", "")), e.run])  # fmt: skip
+        else:
+            against = f" vs {d['baseline']}" if d.get("baseline") else ""
+            rows.append([model + against, judge, f"win {_pct(m.get('win_rate_adjusted'))}%",
+                         _pct(m.get("turn_1")), _pct(m.get("turn_2")), "",
+                         str(m.get("errors", "")), e.run])  # fmt: skip
+    return rows
+
+
 def mtbench_table(entries: list[Entry]) -> tuple[list[str], list[list[str]]]:
     head = ["model", "judge", "score", "turn 1", "turn 2", "questions", "unparsed", "run"]
     rows = []
     for e in entries:
         d, cfg = e.doc, e.doc.get("config", {})
-        if "single" in d:
+        if "models" in d:
+            rows += _mtbench_model_rows(e)
+        elif "single" in d:
             s = d["single"]
             rows.append([d.get("model", ""), str(cfg.get("judge", "")), _num(s.get("score")),
                          _num(s.get("turn_1")), _num(s.get("turn_2")),
@@ -130,7 +196,10 @@ def harness_table(entries: list[Entry]) -> tuple[list[str], list[list[str]]]:
 SECTIONS = [
     ("rewardbench", "RewardBench", rewardbench_table),
     ("rewardbench2", "RewardBench 2", rewardbench2_table),
+    ("rm-bench", "RM-Bench", rmbench_table),
+    ("judgebench", "JudgeBench", judgebench_table),
     ("mt-bench", "MT-Bench", mtbench_table),
+    ("alpaca-eval", "AlpacaEval (scored annotations)", alpaca_table),
     ("aegis", "AEGIS content safety", aegis_table),
     ("harness", "lm-eval and alpaca-eval", harness_table),
 ]
@@ -139,7 +208,11 @@ SECTIONS = [
 def _group(entries: list[Entry]) -> dict[str, list[Entry]]:
     groups: dict[str, list[Entry]] = {}
     for e in entries:
-        key = "harness" if e.benchmark in ("lm-eval", "alpaca-eval") else e.benchmark
+        key = e.benchmark
+        # Generated alpaca-eval runs hold alpaca_eval's metrics; scored annotation sets
+        # hold per-model leaderboard rows and get their own table.
+        if key == "lm-eval" or (key == "alpaca-eval" and "models" not in e.doc):
+            key = "harness"
         groups.setdefault(key, []).append(e)
     return groups
 
@@ -177,21 +250,48 @@ def make_plots(entries: list[Entry], out: Path) -> dict[str, str]:
             "RewardBench sections (accuracy %)",
         )
         plots["rewardbench_sections.png"] = "RewardBench section accuracy by model"
-    mt = [e for e in groups.get("mt-bench", []) if "single" in e.doc]
-    if mt:
+    radar = {}
+    for e in groups.get("mt-bench", []):
+        if "single" in e.doc:
+            radar[f"{e.doc.get('model')} ({e.run})"] = e.doc["single"]["categories"]
+        elif e.doc.get("mode") == "single":
+            radar.update({f"{m} ({e.run})": v["categories"] for m, v in e.doc["models"].items()})
+    if radar:
         from eval.mtbench import radar_plot
 
-        radar_plot(
-            {f"{e.doc.get('model')} ({e.run})": e.doc["single"]["categories"] for e in mt},
-            out / "mt-bench_radar.png",
-        )
+        radar_plot(radar, out / "mt-bench_radar.png")
         plots["mt-bench_radar.png"] = "MT-Bench score by category"
+    plots.update(_new_benchmark_plots(groups, out))
     for i, e in enumerate(groups.get("aegis", [])):
         from eval.aegis import category_plot
 
         name = f"aegis_{i}.png"
         category_plot(e.doc, out / name)
         plots[name] = f"AEGIS unsafe rate by prompt category: {e.doc.get('model')} ({e.run})"
+    return plots
+
+
+def _new_benchmark_plots(groups: dict[str, list[Entry]], out: Path) -> dict[str, str]:
+    plots = {}
+    if groups.get("rm-bench"):
+        from eval.rmbench import difficulty_plot
+
+        difficulty_plot({f"{e.doc.get('model')} ({e.run})": e.doc for e in groups["rm-bench"]},
+                        out / "rm-bench_difficulty.png")  # fmt: skip
+        plots["rm-bench_difficulty.png"] = "RM-Bench Easy / Normal / Hard / overall by model"
+    if groups.get("judgebench"):
+        from eval.judgebench import category_plot
+
+        category_plot({f"{e.doc.get('model')} ({e.run})": e.doc for e in groups["judgebench"]},
+                      out / "judgebench_categories.png")  # fmt: skip
+        plots["judgebench_categories.png"] = "JudgeBench accuracy by category"
+    if groups.get("alpaca-eval"):
+        from eval.alpaca_results import win_rate_plot
+
+        models = {f"{m} ({e.run})": v for e in groups["alpaca-eval"]
+                  for m, v in e.doc["models"].items()}  # fmt: skip
+        win_rate_plot(models, out / "alpaca-eval_win_rates.png")
+        plots["alpaca-eval_win_rates.png"] = "AlpacaEval win rate (and LC win rate) by model"
     return plots
 
 
