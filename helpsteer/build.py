@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
+import contextlib
 import platform
 import time
 import tomllib
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 
 import polars as pl
 import typer
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from rich.markup import escape
 from rich.table import Table
 
 from helpsteer.atomic import atomic_path, write_json
@@ -36,11 +38,21 @@ class StageEntry(BaseModel):
     name: str | None = None
 
 
+def _ray_config():
+    from helpsteer.ray_engine import RayConfig
+
+    return RayConfig
+
+
 class BuildConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
     out: str = Field("out/dataset", description="Output folder.")
     seed: int = 0
     cache_dir: str | None = Field(None, description="Stage cache; default OUT/.cache.")
+    engine: Literal["local", "ray"] = Field(
+        "local", description="Where row-wise stages run: in this process, or on Ray."
+    )
+    ray: dict = Field(default_factory=dict, description="Ray engine options (see RayConfig).")
     stages: list[StageEntry]
 
 
@@ -51,6 +63,9 @@ def apply_overrides(raw: dict, overrides: list[str]) -> dict:
             path, value = split_item(item)
             if len(path) == 1:
                 raw[path[0]] = value
+                continue
+            if path[0] == "ray":
+                set_path(raw.setdefault("ray", {}), path[1:], value, item)
                 continue
             names = [s.get("name") or s["uses"] for s in raw["stages"]]
             if path[0] not in names:
@@ -107,11 +122,23 @@ def load_config(path: Path | None, overrides: list[str], shortcuts: dict) -> Bui
             load_entry[role] = shortcuts[role]
     if shortcuts.get("out"):
         raw["out"] = shortcuts["out"]
+    if shortcuts.get("engine"):
+        raw["engine"] = shortcuts["engine"]
+    if shortcuts.get("ray_address"):
+        raw.setdefault("ray", {})["address"] = shortcuts["ray_address"]
     raw = apply_overrides(raw, overrides)
     try:
-        return BuildConfig.model_validate(raw)
+        config = BuildConfig.model_validate(raw)
+        ray_config(config)
     except ValidationError as exc:
         raise PipelineError(_validation_message(path, exc)) from None
+    return config
+
+
+def ray_config(config: BuildConfig):
+    """The validated `[ray]` table (kept a plain dict in BuildConfig so that the core
+    config imports nothing of the engine)."""
+    return _ray_config().model_validate(config.ray)
 
 
 def _validation_message(path: Path | None, exc: ValidationError) -> str:
@@ -195,9 +222,7 @@ def manifest(config: BuildConfig, result: PipelineResult, side: dict, seconds: f
         "versions": _versions(),
         "fingerprint": result.fingerprint,
         "counts": {
-            "tables": {
-                n: result.tables[n].height for n in ("ratings", "preference") if n in result.tables
-            },
+            "tables": {n: result.tables[n].height for n in RESULT_TABLES if n in result.tables},
             **side,
         },
         "stages": [
@@ -248,12 +273,13 @@ def run_build(
     if merge_shards is not None:
         merged = load_snapshots(out, merge_shards, digest)
         stages = stages[cut + 1 :]
-    pipeline = Pipeline(stages, out, cache_dir, seed=config.seed, shard=shard)
-    if merged is None:
-        result = pipeline.run(reporter)
-    else:
-        result = pipeline.run(reporter, merged.tables, merged.fingerprint)
-        result.rejected = pl.concat([merged.rejected, result.rejected])
+    with _engine(config, out, reporter, shard) as engine:
+        pipeline = Pipeline(stages, out, cache_dir, seed=config.seed, shard=shard, engine=engine)
+        if merged is None:
+            result = pipeline.run(reporter)
+        else:
+            result = pipeline.run(reporter, merged.tables, merged.fingerprint)
+            result.rejected = pl.concat([merged.rejected, result.rejected])
     if shard is not None:
         write_snapshot(out, result, digest, shard)
     side = write_side_files(out, result)
@@ -262,9 +288,25 @@ def run_build(
         document["shard"] = shard.label
     if merged is not None:
         document["shards"] = merged.shards
+    if engine is not None:
+        document["engine"] = engine.stats.as_dict()
     write_json(out / "manifest.json", document)
     usable = sum(document["counts"]["tables"].values())
     return document, (0 if usable or shard is not None else 1)
+
+
+@contextlib.contextmanager
+def _engine(config: BuildConfig, out: Path, reporter: Reporter, shard: Shard | None):
+    """The Ray engine for the run when the config asks for it; None for the local one."""
+    if config.engine != "ray":
+        yield None
+        return
+    if shard is not None:
+        raise PipelineError("--shard is for schedulers without Ray; drop it with --engine ray")
+    from helpsteer.ray_engine import RayEngine
+
+    with RayEngine(ray_config(config), out, reporter) as engine:
+        yield engine
 
 
 def _summary(reporter: Reporter, document: dict, out: Path, shard: str | None) -> None:
@@ -325,6 +367,21 @@ def build_dataset_command(
             help="Ask the LLM again for requests an earlier run recorded as failed.",
         ),
     ] = False,
+    engine: Annotated[
+        str | None,
+        typer.Option(
+            "--engine",
+            help="local (default) or ray: run the row-wise stages (responses, judges, pairs) "
+            'on a Ray cluster; also `engine = "ray"` in the config.',
+        ),
+    ] = None,
+    ray_address: Annotated[
+        str | None,
+        typer.Option(
+            "--ray-address",
+            help="Ray cluster to join (auto, ray://HOST:10001); default: a local cluster.",
+        ),
+    ] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars.")] = False,
 ) -> None:
     """Build a HelpSteer2-style dataset: load -> aggregate -> split -> export -> card.
@@ -338,7 +395,15 @@ def build_dataset_command(
         reporter.console.print("[red]error:[/red] give a CONFIG.toml or --ratings/--preferences")
         raise typer.Exit(2)
     try:
-        shortcuts = {"ratings": ratings, "preferences": preferences, "out": out}
+        if engine not in (None, "local", "ray"):
+            raise PipelineError(f"--engine {engine!r}: expected local or ray")
+        shortcuts = {
+            "ratings": ratings,
+            "preferences": preferences,
+            "out": out,
+            "engine": engine or ("ray" if ray_address else None),
+            "ray_address": ray_address,
+        }
         cfg = load_config(config, set_ or [], shortcuts)
         if shard is not None and merge_shards is not None:
             raise PipelineError("--shard and --merge-shards go to different runs; give one")
@@ -351,7 +416,7 @@ def build_dataset_command(
             retry_failed=retry_failed,
         )
     except PipelineError as exc:
-        reporter.console.print(f"[red]error:[/red] {exc}")
+        reporter.console.print(f"[red]error:[/red] {escape(str(exc))}")
         raise typer.Exit(2) from None
     except KeyboardInterrupt:
         reporter.console.print(

@@ -150,10 +150,6 @@ class RayEngine:
                 where = self.config.address or "a local cluster"
                 raise PipelineError(f"ray: cannot start or join {where}: {exc}") from None
             self._started_here = True
-        with contextlib.suppress(Exception):
-            from ray.data import DataContext
-
-            DataContext.get_current().enable_progress_bars = False
         self._hub = _hub_class(ray).options(name=self._hub_name).remote()
         self.stats.start_s = time.perf_counter() - started
         resources = ray.cluster_resources()
@@ -244,6 +240,7 @@ class RayEngine:
             "out_dir": str(self.shared_dir),
             "run_info": ctx.run_info,
             "shared": shared,
+            "in_flight_share": workers if needs.llm else 1,
         }
         results, first_s = self._dispatch(actors, job, parts, todo, planned.name)
         ctx.info.update(merge_info([r["info"] for r in results.values()]))
@@ -272,10 +269,14 @@ class RayEngine:
         return parts, shared
 
     def _pool(self, needs: Needs, workers: int) -> list[Any]:
-        """Workers of this shape, kept for later stages: their LLM clients, local servers
-        and models stay up."""
-        share = workers if needs.llm else 1
-        key = (needs.num_cpus, needs.num_gpus, share)
+        """Workers of this shape, kept for the next stages while they need the same shape:
+        their LLM clients, local servers and models stay up. A stage of another shape
+        first frees the cluster of the old pool."""
+        key = (needs.num_cpus, needs.num_gpus)
+        for old in [k for k in self._pools if k != key]:
+            for actor in self._pools.pop(old):
+                with contextlib.suppress(Exception):
+                    self._ray.kill(actor)
         pool = self._pools.setdefault(key, [])
         options = {
             "num_cpus": needs.num_cpus,
@@ -285,7 +286,7 @@ class RayEngine:
         }
         worker_class = _worker_class(self._ray)
         while len(pool) < workers:
-            pool.append(worker_class.options(**options).remote(self._hub_name, share))
+            pool.append(worker_class.options(**options).remote(self._hub_name))
         return pool[:workers]
 
     def worker_pids(self) -> list[int]:
@@ -333,8 +334,9 @@ def _gather(parts: list[dict[str, pl.DataFrame | None]]) -> dict[str, pl.DataFra
     names = list(dict.fromkeys(n for p in parts for n in p))
     out: dict[str, pl.DataFrame | None] = {}
     for name in names:
-        frames = [p[name] for p in parts if name in p]
-        if any(f is None for f in frames):
+        # None from one bucket means "nothing here", not "drop the table".
+        frames = [p[name] for p in parts if p.get(name) is not None]
+        if not frames:
             out[name] = None
         elif not keyed(frames[0]) and all(f.equals(frames[0]) for f in frames[1:]):
             out[name] = frames[0]
@@ -476,14 +478,14 @@ def _worker_class(ray):
             """One worker of a row-wise stage; keeps its LLM clients and models between
             buckets (process-wide clients, `helpsteer.llm.shared`)."""
 
-            def __init__(self, hub_name: str, in_flight_share: int):
-                from helpsteer.llm.shared import set_in_flight_share
-
+            def __init__(self, hub_name: str):
                 self.hub = ray.get_actor(hub_name)
                 self.hub.register.remote(os.getpid())
-                set_in_flight_share(in_flight_share)
 
             def run(self, job, index, frames):
+                from helpsteer.llm.shared import set_in_flight_share
+
+                set_in_flight_share(job["in_flight_share"])
                 return run_bucket(job, index, frames, self.hub)
 
             def pid(self) -> int:

@@ -80,7 +80,9 @@ def test_attributes_stage_emits_ratings(tmp_path):
         )
     assert out["responses"]["helpfulness"].to_list() == [3, None]
     ratings = out["ratings"]
+    # prompt_id keys the table by prompt (the Ray engine and --shard split on it).
     assert ratings.columns == [
+        "prompt_id",
         "prompt",
         "response",
         "helpfulness",
@@ -89,7 +91,7 @@ def test_attributes_stage_emits_ratings(tmp_path):
         "complexity",
         "verbosity",
     ]
-    assert ratings.rows() == [("What is 2 + 2?", "good", 3, 4, 4, 1, 2)]
+    assert ratings.rows() == [("p0", "What is 2 + 2?", "good", 3, 4, 4, 1, 2)]
     assert rejected.height == 1
 
 
