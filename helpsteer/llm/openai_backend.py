@@ -1,11 +1,12 @@
 """The `openai` backend: any OpenAI-compatible chat endpoint (vLLM, NIM, OpenAI, llama.cpp).
 
-Requests go through the small HTTP client in `helpsteer.llm.http` (see there why), or
-through the official openai SDK with `extra={"transport": "sdk"}`, its own retries off
-(max_retries=0). Either way the retry policy is ours, counted in `stats.retries` and
-shaped by Retry-After. Several base URLs share the load: each
-call goes to the URL with the fewest requests in flight (ties rotate), and a retry
-prefers a different URL from the one that just failed.
+Requests go through aiohttp (`helpsteer.llm.transport`, see there why), or through the
+official openai SDK with `extra={"transport": "sdk"}`, its own retries off
+(max_retries=0); "aiohttp" (or "native", its name in older configs) is the default.
+Either way the retry policy is ours, counted in `stats.retries` and shaped by
+Retry-After. Several base URLs share the load: each call goes to the URL with the fewest
+requests in flight (ties rotate), and a retry prefers a different URL from the one that
+just failed.
 """
 
 from __future__ import annotations
@@ -15,6 +16,8 @@ import itertools
 import json
 import os
 from typing import Any
+
+from yarl import URL
 
 from helpsteer.llm.client import LLMClient
 from helpsteer.llm.config import LLMConfig
@@ -28,9 +31,13 @@ from helpsteer.llm.retry import (
     parse_retry_after,
 )
 from helpsteer.llm.schema import response_format
+from helpsteer.llm.transport import Transport
 from helpsteer.llm.types import ChatRequest, Completion
 
 DUMMY_API_KEY = "sk-no-key-needed"
+
+TRANSPORT_NAMES = {"aiohttp": "aiohttp", "native": "aiohttp", "sdk": "sdk"}
+"""`extra.transport` values; "native" named the hand-written client aiohttp replaced."""
 
 
 def chat_body(request: ChatRequest, model: str, json_style: str) -> dict[str, Any]:
@@ -57,7 +64,16 @@ def chat_body(request: ChatRequest, model: str, json_style: str) -> dict[str, An
 class _Endpoint:
     def __init__(self, url: str):
         self.url = url
+        # Parsed once: building a URL per request is a measurable share of its CPU.
+        self.chat_url = _chat_url(url)
         self.in_flight = 0
+
+
+def _chat_url(base_url: str) -> URL:
+    url = URL(base_url + "/chat/completions")
+    if url.scheme not in ("http", "https") or not url.host:
+        raise ValueError(f"not an http(s) URL: {base_url!r}")
+    return url
 
 
 class OpenAIClient(LLMClient):
@@ -74,11 +90,13 @@ class OpenAIClient(LLMClient):
         self._endpoints: list[_Endpoint] = []
         self._rotation = itertools.count()
         self._sdk_clients: dict[tuple[int, str], Any] = {}
-        self._http_clients: dict[tuple[int, str], Any] = {}
+        self._transports: dict[int, Any] = {}
         self.calls_by_url: dict[str, int] = {}
-        self.transport = config.extra.get("transport", "native")
-        if self.transport not in ("native", "sdk"):
-            raise ValueError(f"extra.transport must be 'native' or 'sdk', got {self.transport!r}")
+        self.transport = TRANSPORT_NAMES.get(config.extra.get("transport", "aiohttp"))
+        if self.transport is None:
+            raise ValueError(
+                f"extra.transport must be 'aiohttp' or 'sdk', got {config.extra['transport']!r}"
+            )
         self.set_base_urls(config.base_urls)
 
     def set_base_urls(self, urls: list[str]) -> None:
@@ -138,7 +156,7 @@ class OpenAIClient(LLMClient):
             if self.transport == "sdk":
                 raw = await self._post_sdk(endpoint, body)
             else:
-                raw = await self._post_native(endpoint, body)
+                raw = await self._post_aiohttp(endpoint, body)
         finally:
             endpoint.in_flight -= 1
         result = parse_chat_response(raw, request)
@@ -146,17 +164,10 @@ class OpenAIClient(LLMClient):
             raise MalformedAnswer(f"{endpoint.url}: {result.reason}", result.repeats)
         return result
 
-    async def _post_native(self, endpoint: _Endpoint, body: dict[str, Any]) -> bytes:
-        from helpsteer.llm.http import HttpClient
-
-        key = (id(asyncio.get_running_loop()), endpoint.url)
-        http = self._http_clients.get(key)
-        if http is None:
-            http = HttpClient(endpoint.url, {"Authorization": f"Bearer {self.api_key}"})
-            self._http_clients[key] = http
+    async def _post_aiohttp(self, endpoint: _Endpoint, body: dict[str, Any]) -> bytes:
         payload = json.dumps(body, ensure_ascii=False).encode("utf-8")
         try:
-            response = await http.post_json("/chat/completions", payload, self.config.timeout_s)
+            response = await self._transport().post_json(endpoint.chat_url, payload)
         except TimeoutError:
             raise self._timed_out(endpoint) from None
         except (ConnectionError, OSError) as err:
@@ -164,10 +175,20 @@ class OpenAIClient(LLMClient):
         if response.status != 200:
             where = f"{endpoint.url}: HTTP {response.status}"
             if is_retryable_status(response.status):
-                retry_after = parse_retry_after(response.headers.get("retry-after"))
+                retry_after = parse_retry_after(response.headers.get("Retry-After"))
                 raise TransientError(where, retry_after)
             raise PermanentError(f"{where}: {_body_message(response.body)}", response.status)
         return response.body
+
+    def _transport(self) -> Transport:
+        """The aiohttp session of the running loop (a session cannot move between loops)."""
+        key = id(asyncio.get_running_loop())
+        transport = self._transports.get(key)
+        if transport is None:
+            headers = {"Authorization": f"Bearer {self.api_key}"}
+            transport = Transport(headers, self.config.timeout_s)
+            self._transports[key] = transport
+        return transport
 
     async def _post_sdk(self, endpoint: _Endpoint, body: dict[str, Any]) -> bytes:
         import openai
@@ -193,9 +214,11 @@ class OpenAIClient(LLMClient):
 
     async def _aclose(self) -> None:
         loop_id = id(asyncio.get_running_loop())
-        for clients in (self._sdk_clients, self._http_clients):
-            for key in [k for k in clients if k[0] == loop_id]:
-                await clients.pop(key).close()
+        for key in [k for k in self._sdk_clients if k[0] == loop_id]:
+            await self._sdk_clients.pop(key).close()
+        transport = self._transports.pop(loop_id, None)
+        if transport is not None:
+            await transport.close()
 
 
 def _body_message(body: bytes) -> str:

@@ -51,7 +51,7 @@ def ask(text: str, **options) -> ChatRequest:
     return ChatRequest(messages=[{"role": "user", "content": text}], **options)
 
 
-def client_for(url: str, tmp_path=None, transport: str = "native", **options) -> LLMClient:
+def client_for(url: str, tmp_path=None, transport: str = "aiohttp", **options) -> LLMClient:
     return make_client(
         LLMConfig(
             backend="openai",
@@ -74,7 +74,7 @@ def test_every_fault_kind_has_an_expected_reason():
     assert set(EXPECTED) == {*MALFORMED, *BODY_FAULTS, "bad_framing"}
 
 
-@pytest.mark.parametrize("transport", ["native", "sdk"])
+@pytest.mark.parametrize("transport", ["aiohttp", "sdk"])
 @pytest.mark.parametrize("kind", sorted(EXPECTED))
 def test_a_bad_answer_is_retried_then_an_error_result(server, kind, transport):
     lp = {"logprobs": True, "top_logprobs": 1} if kind in LOGPROB_KINDS else {}

@@ -13,14 +13,14 @@ from helpsteer.llm.testing import Fault, FaultServer
 from helpsteer.progress import Reporter
 
 SCHEMA = {"type": "object", "properties": {"a": {"type": "integer"}}, "required": ["a"]}
-TRANSPORTS = ["native", "sdk"]
+TRANSPORTS = ["aiohttp", "sdk"]
 
 
 def ask(text: str, **options) -> ChatRequest:
     return ChatRequest(messages=[{"role": "user", "content": text}], **options)
 
 
-def client_for(urls, tmp_path=None, transport="native", **options):
+def client_for(urls, tmp_path=None, transport="aiohttp", **options):
     config = LLMConfig(
         backend="openai",
         model="test-model",
