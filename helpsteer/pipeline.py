@@ -17,6 +17,7 @@ import hashlib
 import json
 import shutil
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
@@ -87,6 +88,7 @@ class StageSpec:
 
 _REGISTRY: dict[str, StageSpec] = {}
 _plugins_loaded = False
+_PLUGINS_LOCK = threading.RLock()
 
 
 def register(spec: StageSpec) -> StageSpec:
@@ -108,16 +110,19 @@ def stage(name: str, config: type[StageConfig], **options: Any) -> Callable[[Sta
 
 def _load_plugins() -> None:
     global _plugins_loaded
-    if _plugins_loaded:
-        return
-    _plugins_loaded = True
-    import helpsteer.stages  # noqa: F401  (registers the core stages)
+    # A Ray worker runs two buckets in two threads: the second must not look stages up
+    # while the first is still importing them.
+    with _PLUGINS_LOCK:
+        if _plugins_loaded:
+            return
+        import helpsteer.stages  # noqa: F401  (registers the core stages)
 
-    for ep in entry_points(group="helpsteer.stages"):
-        try:
-            ep.load()
-        except ImportError as exc:  # an optional extra that is not installed
-            print(f"hs: stages of {ep.name!r} unavailable: {exc}", file=sys.stderr)
+        for ep in entry_points(group="helpsteer.stages"):
+            try:
+                ep.load()
+            except ImportError as exc:  # an optional extra that is not installed
+                print(f"hs: stages of {ep.name!r} unavailable: {exc}", file=sys.stderr)
+        _plugins_loaded = True
 
 
 def get_stage(name: str) -> StageSpec:
