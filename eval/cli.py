@@ -181,6 +181,27 @@ BatchOption = Annotated[int, typer.Option(help="Reward-model batch size.")]
 MaxLengthOption = Annotated[int, typer.Option(help="Reward-model max tokens.")]
 DeviceOption = Annotated[str, typer.Option(help="Reward-model device (cpu, cuda).")]
 DtypeOption = Annotated[str, typer.Option(help="float32, bfloat16, float16 or auto.")]
+EngineOption = Annotated[
+    str,
+    typer.Option(
+        "--engine", help="local, or ray: spread the judging over a Ray cluster's workers."
+    ),
+]
+RayAddressOption = Annotated[
+    str | None,
+    typer.Option("--ray-address", help="Ray cluster to join (default: a local cluster)."),
+]
+WorkersOption = Annotated[
+    int | None, typer.Option("--workers", min=1, help="Ray workers (default: as many as fit).")
+]
+
+
+def _engine_options(engine: str, ray_address: str | None, workers: int | None) -> dict:
+    """make_scorer's engine options; --ray-address alone means --engine ray."""
+    if engine == "local" and not ray_address:
+        return {}
+    ray = {k: v for k, v in (("address", ray_address), ("workers", workers)) if v}
+    return {"engine": "ray" if ray_address else engine, "ray": ray}
 
 
 @app.command("rm-bench")
@@ -199,6 +220,9 @@ def rm_bench(
     max_length: MaxLengthOption = 4096,
     device: DeviceOption = "cpu",
     dtype: DtypeOption = "float32",
+    engine: EngineOption = "local",
+    ray_address: RayAddressOption = None,
+    workers: WorkersOption = None,
     quiet: QuietOption = False,
 ) -> None:
     """RM-Bench: 3x3 style matrix per domain; Easy / Normal / Hard and the domain mean.
@@ -208,6 +232,7 @@ def rm_bench(
     from eval.rmbench import run_rmbench
 
     options = _judge_options(judge, batch_size, max_length, device, dtype)
+    options.update(_engine_options(engine, ray_address, workers))
     doc = _run(
         lambda reporter: run_rmbench(data, out, judge, split, limit, domain, reporter, **options),
         quiet,
@@ -230,6 +255,9 @@ def judgebench(
     max_length: MaxLengthOption = 4096,
     device: DeviceOption = "cpu",
     dtype: DtypeOption = "float32",
+    engine: EngineOption = "local",
+    ray_address: RayAddressOption = None,
+    workers: WorkersOption = None,
     quiet: QuietOption = False,
 ) -> None:
     """JudgeBench: both orders, +1/-1 per order, a pair is right when the sum is positive.
@@ -239,6 +267,7 @@ def judgebench(
     from eval.judgebench import run_judgebench
 
     options = _judge_options(judge, batch_size, max_length, device, dtype)
+    options.update(_engine_options(engine, ray_address, workers))
     doc = _run(
         lambda reporter: run_judgebench(data, out, judge, split, limit, reporter, **options),
         quiet,
@@ -270,6 +299,9 @@ def rewardbench(
     max_length: Annotated[int, typer.Option(help="Reward-model max tokens.")] = 4096,
     device: Annotated[str, typer.Option(help="Reward-model device (cpu, cuda).")] = "cpu",
     dtype: Annotated[str, typer.Option(help="float32, bfloat16, float16 or auto.")] = "float32",
+    engine: EngineOption = "local",
+    ray_address: RayAddressOption = None,
+    workers: WorkersOption = None,
     quiet: QuietOption = False,
 ) -> None:
     """Score RewardBench (v1 or v2) with a reward model, reward endpoint or LLM judge.
@@ -286,6 +318,7 @@ def rewardbench(
         options["dtype"] = dtype
     else:
         options = {}
+    options.update(_engine_options(engine, ray_address, workers))
     doc = _run(
         lambda reporter: run_rewardbench(
             data, out, judge, version, split, limit, subset, reporter, **options

@@ -37,6 +37,12 @@ def regroup(flat: list[float], answers: Sequence[Sequence[str]]) -> list[list[fl
     return out
 
 
+def _ids(ids: Sequence[int] | None, prompts: Sequence[str]) -> Sequence[int]:
+    """Item numbers: the caller's (a Ray worker scores a bucket of a benchmark and keeps
+    the benchmark's numbering, on which seeded pair orders depend), else 0..n-1."""
+    return range(len(prompts)) if ids is None else ids
+
+
 def conversation(prompt: str, answer: str) -> list[dict[str, str]]:
     return [{"role": "user", "content": prompt}, {"role": "assistant", "content": answer}]
 
@@ -73,6 +79,7 @@ class RewardScorer:
         chosen: Sequence[str],
         rejected: Sequence[str],
         reporter: Any = None,
+        ids: Sequence[int] | None = None,
     ) -> PairScores:
         # Chosen and rejected are scored in one pass so the judge can batch all by length.
         convs = [conversation(p, a) for p, a in zip(prompts, chosen, strict=True)]
@@ -83,7 +90,11 @@ class RewardScorer:
         return PairScores(classifier_results(sc, sr), list(sc), list(sr))
 
     def completions(
-        self, prompts: Sequence[str], answers: Sequence[Sequence[str]], reporter: Any = None
+        self,
+        prompts: Sequence[str],
+        answers: Sequence[Sequence[str]],
+        reporter: Any = None,
+        ids: Sequence[int] | None = None,
     ) -> list[list[float]]:
         convs = [
             conversation(p, a) for p, group in zip(prompts, answers, strict=True) for a in group
@@ -105,7 +116,7 @@ class LLMScorer:
         self.name = name
         self.sampling = SamplingConfig(max_tokens=max_tokens, max_answer_chars=max_answer_chars)
 
-    def pairs(self, prompts, chosen, rejected, reporter: Any = None) -> PairScores:
+    def pairs(self, prompts, chosen, rejected, reporter: Any = None, ids=None) -> PairScores:
         from judge.llm_judge import PairItem, PairwiseJudge, load_prompt
 
         judge = PairwiseJudge(
@@ -113,20 +124,20 @@ class LLMScorer:
         )
         items = [
             PairItem(f"rb-{i}", [{"role": "user", "content": p}], c, r)
-            for i, (p, c, r) in enumerate(zip(prompts, chosen, rejected, strict=True))
+            for i, p, c, r in zip(_ids(ids, prompts), prompts, chosen, rejected, strict=True)
         ]
         judged = judge.judge(items, reporter)
         results = [llm_result(j.outcome.winner) for j in judged]
         raw = [j.row() for j in judged]
         return PairScores(results, [None] * len(results), [None] * len(results), raw)
 
-    def completions(self, prompts, answers, reporter: Any = None) -> list[list[float]]:
+    def completions(self, prompts, answers, reporter: Any = None, ids=None) -> list[list[float]]:
         from judge.llm_judge import SingleItem, SingleJudge, load_prompt
 
         judge = SingleJudge(self.client, load_prompt("single"), sampling=self.sampling)
         items = [
             SingleItem(f"rb2-{i}-{k}", [{"role": "user", "content": p}], a)
-            for i, (p, group) in enumerate(zip(prompts, answers, strict=True))
+            for i, p, group in zip(_ids(ids, prompts), prompts, answers, strict=True)
             for k, a in enumerate(group)
         ]
         judged = judge.judge(items, reporter)
@@ -151,12 +162,12 @@ class GenRMScorer:
         sampling = GenRMSampling(samples=samples, **budget)
         self.judge = GenRMJudge(client, sampling=sampling)
 
-    def pairs(self, prompts, chosen, rejected, reporter: Any = None) -> PairScores:
+    def pairs(self, prompts, chosen, rejected, reporter: Any = None, ids=None) -> PairScores:
         from judge.llm_judge import PairItem
 
         items = [
             PairItem(f"rb-{i}", [{"role": "user", "content": p}], c, r)
-            for i, (p, c, r) in enumerate(zip(prompts, chosen, rejected, strict=True))
+            for i, p, c, r in zip(_ids(ids, prompts), prompts, chosen, rejected, strict=True)
         ]
         judged = self.judge.compare(items, reporter)
         results = [llm_result(j.vote.side) for j in judged]
@@ -169,12 +180,12 @@ class GenRMScorer:
         ]  # fmt: skip
         return PairScores(results, sc, sr, raw)
 
-    def completions(self, prompts, answers, reporter: Any = None) -> list[list[float]]:
+    def completions(self, prompts, answers, reporter: Any = None, ids=None) -> list[list[float]]:
         from judge.llm_judge import SingleItem
 
         items = [
             SingleItem(f"rb2-{i}-{k}", [{"role": "user", "content": p}], a)
-            for i, (p, group) in enumerate(zip(prompts, answers, strict=True))
+            for i, p, group in zip(_ids(ids, prompts), prompts, answers, strict=True)
             for k, a in enumerate(group)
         ]
         judged = self.judge.score(items, reporter)
@@ -203,6 +214,44 @@ def make_scorer(
     device: str = "cpu",
     dtype: str = "float32",
     max_tokens: int | None = None,
+    engine: str = "local",
+    ray: dict[str, Any] | None = None,
+    in_flight_share: int = 1,
+) -> RewardScorer | LLMScorer | GenRMScorer:
+    """The scorer for `spec`; with `engine="ray"` one that spreads the benchmark over a
+    Ray cluster (`eval.distributed.RayScorer`, `ray` = RayConfig options)."""
+    options = {
+        "cache_dir": cache_dir,
+        "batch_size": batch_size,
+        "max_length": max_length,
+        "device": device,
+        "dtype": dtype,
+        "max_tokens": max_tokens,
+    }
+    if engine == "ray":
+        from eval.distributed import RayScorer
+
+        return RayScorer(spec, options, ray or {})
+    if engine != "local":
+        raise EvalError(f"--engine {engine!r}: expected local or ray")
+    return _local_scorer(spec, in_flight_share=in_flight_share, **options)
+
+
+def _shared(config: Any, share: int) -> Any:
+    if share <= 1:
+        return config
+    return config.model_copy(update={"max_in_flight": max(1, -(-config.in_flight // share))})
+
+
+def _local_scorer(
+    spec: str,
+    cache_dir: Path | None,
+    batch_size: int,
+    max_length: int,
+    device: str,
+    dtype: str,
+    max_tokens: int | None,
+    in_flight_share: int,
 ) -> RewardScorer | LLMScorer | GenRMScorer:
     kind, _, rest = spec.partition(":")
     if not rest:
@@ -227,13 +276,13 @@ def make_scorer(
         from eval.common import model_label
         from helpsteer.llm import make_client
 
-        config = parse_model_spec(rest, cache_dir)
+        config = _shared(parse_model_spec(rest, cache_dir), in_flight_share)
         return LLMScorer(make_client(config), model_label(config), max_tokens or 512)
     if kind == "genrm" or kind.startswith("genrm@"):
         from eval.common import model_label
         from helpsteer.llm import make_client
 
         samples = _genrm_samples(spec, kind)
-        config = parse_model_spec(rest, cache_dir)
+        config = _shared(parse_model_spec(rest, cache_dir), in_flight_share)
         return GenRMScorer(make_client(config), model_label(config), samples, max_tokens)
     raise EvalError(f"judge {spec!r}: unknown kind {kind!r} (reward, endpoint, llm or genrm)")

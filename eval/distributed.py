@@ -1,0 +1,190 @@
+"""Benchmark scoring on a Ray cluster: `hs eval rewardbench/rm-bench/judgebench --engine ray`.
+
+The benchmark's items are split into buckets by a stable hash of their prompt, with the
+bucket function `hs build-dataset`'s Ray engine and `--shard` use
+(`helpsteer.partition.bucket`). Each worker, a Ray actor sized like the judge needs (a
+GPU for a reward model or vLLM on `cuda`, one CPU otherwise), builds the same scorer the
+local engine would (`eval.scorers.make_scorer`) once and scores buckets as they come;
+the driver puts the scores back in the benchmark's order. Items keep their benchmark
+numbering in every bucket, so the seeded pair orders of the LLM and GenRM judges, and so
+their verdicts, are the local engine's; an LLM judge's in-flight bound is split between
+the workers. Reward-model scores equal the local run's to float rounding (buckets batch
+the rows differently, so their padding differs).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+from collections.abc import Sequence
+from typing import Any
+
+from eval.common import EvalError
+from eval.scorers import PairScores, regroup
+
+
+def _needs(spec: str, options: dict[str, Any]) -> tuple[float, float]:
+    """(CPUs, GPUs) per worker for a judge spec."""
+    kind = spec.partition(":")[0]
+    if kind == "reward" and str(options.get("device", "cpu")).startswith("cuda"):
+        return 1.0, 1.0
+    if kind in ("llm", "genrm") or kind.startswith("genrm@"):
+        rest = spec.partition(":")[2]
+        if rest.startswith("vllm"):
+            return 1.0, 1.0
+    return 1.0, 0.0
+
+
+class RayScorer:
+    """A scorer with the local scorers' interface whose work runs on Ray actors."""
+
+    def __init__(self, spec: str, options: dict[str, Any], ray_options: dict[str, Any]):
+        from helpsteer.pipeline import PipelineError
+        from helpsteer.ray_engine import RayConfig, RayEngine
+
+        self.spec, self.options = spec, options
+        self.config = RayConfig.model_validate(ray_options)
+        try:
+            self._engine = RayEngine(self.config, options.get("cache_dir") or ".", _Quiet())
+            self._engine.start()
+        except PipelineError as exc:
+            raise EvalError(str(exc)) from None
+        self._ray = self._engine._ray
+        cpus, gpus = _needs(spec, options)
+        if self.config.num_gpus is not None:
+            gpus = self.config.num_gpus
+        self.workers = self._workers(cpus, gpus)
+        self.count = self.config.partitions or 2 * self.workers
+        share = self.workers if spec.partition(":")[0] != "reward" else 1
+        worker = _worker_class(self._ray).options(
+            num_cpus=cpus,
+            num_gpus=gpus,
+            max_restarts=self.config.max_retries,
+            max_task_retries=self.config.max_retries,
+        )
+        self._actors = [worker.remote(spec, options, share) for _ in range(self.workers)]
+        self.kind, self.name = self._ray.get(self._actors[0].describe.remote())
+
+    def _workers(self, cpus: float, gpus: float) -> int:
+        if self.config.workers:
+            return self.config.workers
+        resources = self._ray.cluster_resources()
+        if gpus > 0:
+            fit = resources.get("GPU", 0) / gpus
+            if fit < 1:
+                raise EvalError(f"ray: the judge needs a GPU and the cluster has {fit:g}")
+            return max(1, math.floor(fit))
+        return max(1, math.floor(resources.get("CPU", 1) / cpus))
+
+    def _buckets(self, prompts: Sequence[str]) -> list[list[int]]:
+        from helpsteer.partition import bucket
+
+        parts: list[list[int]] = [[] for _ in range(self.count)]
+        for i, prompt in enumerate(prompts):
+            parts[bucket(prompt, self.count)].append(i)
+        return [p for p in parts if p]
+
+    def pairs(self, prompts, chosen, rejected, reporter: Any = None, ids=None) -> PairScores:
+        ids = list(range(len(prompts))) if ids is None else list(ids)
+        calls = [
+            (idx, ("pairs", [prompts[i] for i in idx], [chosen[i] for i in idx],
+                   [rejected[i] for i in idx], [ids[i] for i in idx]))
+            for idx in self._buckets(prompts)
+        ]  # fmt: skip
+        out = PairScores([0.0] * len(prompts), [None] * len(prompts), [None] * len(prompts))
+        raw: list[Any] = [None] * len(prompts)
+        for idx, part in self._map(calls, reporter, "pairs"):
+            for j, i in enumerate(idx):
+                out.results[i], out.chosen[i], out.rejected[i] = (
+                    part.results[j],
+                    part.chosen[j],
+                    part.rejected[j],
+                )
+                if part.raw is not None:
+                    raw[i] = part.raw[j]
+        out.raw = raw if any(r is not None for r in raw) else None
+        return out
+
+    def completions(self, prompts, answers, reporter: Any = None, ids=None) -> list[list[float]]:
+        ids = list(range(len(prompts))) if ids is None else list(ids)
+        calls = [
+            (idx, ("completions", [prompts[i] for i in idx], [answers[i] for i in idx],
+                   [ids[i] for i in idx]))
+            for idx in self._buckets(prompts)
+        ]  # fmt: skip
+        flat: list[list[float]] = [[] for _ in prompts]
+        for idx, part in self._map(calls, reporter, "completions"):
+            for j, i in enumerate(idx):
+                flat[i] = part[j]
+        return regroup([s for group in flat for s in group], answers)
+
+    def _map(self, calls, reporter, label):
+        """Run the bucket calls, one per worker at a time; yields (indices, result)."""
+        ray = self._ray
+        queue = list(calls)
+        running: dict[Any, tuple[list[int], Any]] = {}
+
+        def submit(actor) -> None:
+            idx, args = queue.pop(0)
+            running[actor.call.remote(*args)] = (idx, actor)
+
+        title = f"{self.name}: {label} on {self.workers} Ray workers"
+        task = reporter.task(title, len(calls)) if reporter is not None else None
+        with task if task is not None else contextlib.nullcontext() as bar:
+            for actor in self._actors:
+                if queue:
+                    submit(actor)
+            while running:
+                done, _ = ray.wait(list(running), num_returns=1, timeout=0.5)
+                for ref in done:
+                    idx, actor = running.pop(ref)
+                    try:
+                        result = ray.get(ref)
+                    except ray.exceptions.RayError as exc:
+                        failed = f"ray: a bucket of {len(idx)} items failed: {exc}"
+                        raise EvalError(failed) from None
+                    if bar is not None:
+                        bar.advance(1)
+                    if queue:
+                        submit(actor)
+                    yield idx, result
+
+    def close(self) -> None:
+        for actor in self._actors:
+            with contextlib.suppress(Exception):
+                self._ray.kill(actor)
+        self._engine.close()
+
+
+class _Quiet:
+    """The engine's reporter here: the benchmark command shows its own progress."""
+
+    quiet = True
+
+    def note(self, message: str) -> None:
+        pass
+
+
+_CLASSES: dict[str, Any] = {}
+
+
+def _worker_class(ray):
+    if "worker" not in _CLASSES:
+
+        class ScorerWorker:
+            """Holds one scorer (a loaded reward model, an LLM client) across buckets."""
+
+            def __init__(self, spec: str, options: dict[str, Any], share: int):
+                from eval.scorers import make_scorer
+
+                self.scorer = make_scorer(spec, in_flight_share=share, **options)
+
+            def describe(self) -> tuple[str, str]:
+                return self.scorer.kind, self.scorer.name
+
+            def call(self, method: str, *args):
+                *data, ids = args
+                return getattr(self.scorer, method)(*data, None, ids)
+
+        _CLASSES["worker"] = ray.remote(ScorerWorker)
+    return _CLASSES["worker"]
