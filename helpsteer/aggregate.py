@@ -137,9 +137,14 @@ def split_justification(column: str = "justification") -> list[pl.Expr]:
     return [statement.alias("statement"), elaboration.alias("elaboration")]
 
 
-def aggregate_preferences(raw: pl.DataFrame) -> pl.DataFrame:
-    """Raw preference annotations -> one row per pair in nvidia/HelpSteer2 `preference`
-    columns (without `split`), plus `pair_id`, `n_annotators` and `spread3`."""
+def choose_preferences(raw: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """HelpSteer2-Preference's label for each pair of `raw` (`pair_id`, `annotator_id`,
+    `preference_strength`, `_line`): the rounded mean of the 3 most similar strengths.
+
+    Returns (per pair: `pair_id`, `n_annotators`, `preference_strength`, `spread3`;
+    per annotation, in file order: the raw columns plus `strength`, `label` and `chosen`,
+    whether it is one of its pair's 3 most similar). HelpSteer3 shares this rule.
+    """
     grouped = raw.group_by("pair_id").agg(
         pl.len().alias("n_annotators"),
         _count_key("preference_strength", STRENGTH_VALUES),
@@ -150,7 +155,14 @@ def aggregate_preferences(raw: pl.DataFrame) -> pl.DataFrame:
         _lookup(key, table, "label").alias("preference_strength"),
         _lookup(key, table, "spread3").alias("spread3"),
     )
-    rows = _annotations_with_choice(raw, grouped)
+    return grouped, _annotations_with_choice(raw, grouped)
+
+
+def aggregate_preferences(raw: pl.DataFrame) -> pl.DataFrame:
+    """Raw preference annotations -> one row per pair in nvidia/HelpSteer2 `preference`
+    columns (without `split`), plus `pair_id`, `n_annotators` and `spread3`."""
+    grouped, rows = choose_preferences(raw)
+    rows = rows.with_columns(*split_justification())
     item = pl.struct(pl.col("statement"), pl.col("elaboration"), pl.col("strength").cast(pl.Int64))
     # nvidia/HelpSteer2 keeps each annotator's whole text here, unsplit.
     annotation = pl.struct(
@@ -200,7 +212,6 @@ def _annotations_with_choice(raw: pl.DataFrame, grouped: pl.DataFrame) -> pl.Dat
     )
     rows = raw.sort(LINE).with_columns(
         pl.col("preference_strength").cast(pl.Int64).alias("strength"),
-        *split_justification(),
     )
     rows = rows.join(
         grouped.select(

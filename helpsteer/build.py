@@ -240,7 +240,17 @@ def manifest(config: BuildConfig, result: PipelineResult, side: dict, seconds: f
     }
 
 
-RESULT_TABLES = ("ratings", "preference", "prompts", "responses")
+RESULT_TABLES = (
+    "ratings",
+    "preference",
+    "prompts",
+    "responses",
+    "hs3_preference",
+    "hs3_feedback",
+    "hs3_edit",
+    "hs3_edit_quality",
+    "hs3_principle",
+)
 """The tables a pipeline exists to produce; a run with none of them non-empty failed."""
 
 

@@ -11,7 +11,7 @@ from helpsteer.atomic import atomic_path, write_text
 from helpsteer.attributes import ATTRIBUTES
 from helpsteer.pipeline import StageContext, Tables
 
-DEFAULT_CONFIGS = ("ratings", "preference")
+DEFAULT_CONFIGS = ("ratings", "preference", "hs3_preference")
 """The first of these that was exported opens with `load_dataset(folder)`: ratings, as
 nvidia/HelpSteer2's default config does."""
 
@@ -39,9 +39,12 @@ def _table(header: list[str], rows: list[list]) -> str:
     return "\n".join(out)
 
 
+HS3_TABLES = ("hs3_preference", "hs3_feedback", "hs3_edit", "hs3_edit_quality", "hs3_principle")
+
+
 def _counts(tables: Tables) -> str:
     rows = []
-    for name in ("ratings", "preference"):
+    for name in ("ratings", "preference", *HS3_TABLES):
         if name in tables:
             by_split = dict(tables[name].group_by("split").len().iter_rows())
             rows.append([name, by_split.get("train", 0), by_split.get("validation", 0)])
@@ -49,7 +52,7 @@ def _counts(tables: Tables) -> str:
 
 
 def _histogram(tables: Tables) -> str:
-    if "ratings" not in tables:
+    if "ratings" not in tables or not tables["ratings"].height:
         return ""
     ratings = tables["ratings"]
     rows = []
@@ -60,19 +63,65 @@ def _histogram(tables: Tables) -> str:
 
 
 def _strengths(tables: Tables) -> str:
-    if "preference" not in tables:
+    rows = []
+    for name, column in (
+        ("preference", "preference_strength"),
+        ("hs3_preference", "overall_preference"),
+    ):
+        if name in tables:
+            counts = dict(tables[name][column].value_counts().iter_rows())
+            rows.append([f"{name} pairs", *[counts.get(v, 0) for v in range(-3, 4)]])
+    if not rows:
         return ""
-    counts = dict(tables["preference"]["preference_strength"].value_counts().iter_rows())
-    return _table(
-        ["strength", *[str(v) for v in range(-3, 4)]],
-        [["pairs", *[counts.get(v, 0) for v in range(-3, 4)]]],
-    )
+    return _table(["strength", *[str(v) for v in range(-3, 4)]], rows)
+
+
+def _hs3_breakdown(tables: Tables, run_info: dict) -> str | None:
+    """HelpSteer3: rows per domain and language in every HelpSteer3 table, and the
+    agreement of the raw scores per domain and language (after the pair filters)."""
+    present = [n for n in HS3_TABLES if n in tables]
+    if not present:
+        return None
+    parts = []
+    for column in ("domain", "language"):
+        counts = {
+            name: dict(tables[name].group_by(pl.col(column).fill_null("(none)")).len().iter_rows())
+            for name in present
+        }
+        values = sorted({v for c in counts.values() for v in c})
+        rows = [[v, *[counts[n].get(v, 0) for n in present]] for v in values]
+        parts += [f"\n### Rows by {column}\n", _table([column, *present], rows)]
+    by = run_info.get("aggregate", {}).get("hs3_preference", {}).get("agreement_by") or {}
+    rows = [
+        [
+            column,
+            value,
+            m["krippendorff_alpha"],
+            m["cohen_kappa_quadratic"],
+            m["pearson"],
+            m["units"],
+        ]
+        for column, groups in by.items()
+        for value, measures in groups.items()
+        for m in [measures["score"]]
+    ]
+    if rows:
+        header = [
+            "by",
+            "value",
+            "Krippendorff α (ordinal)",
+            "Cohen κ (quadratic)",
+            "Pearson r",
+            "pairs",
+        ]
+        parts += ["\n### Agreement by domain and language\n", _table(header, rows)]
+    return "\n".join(parts)
 
 
 def _agreement(run_info: dict) -> str:
     info = run_info.get("aggregate", {})
     rows = []
-    for kind in ("ratings", "preference"):
+    for kind in ("ratings", "preference", "hs3_preference"):
         for when in ("before", "after"):
             for column, m in (info.get(kind, {}).get(f"agreement_{when}") or {}).items():
                 rows.append(
@@ -107,6 +156,7 @@ def _lengths(tables: Tables) -> str:
     sources = {
         "ratings": ("prompt", "response"),
         "preference": ("prompt", "response_1", "response_2"),
+        "hs3_preference": ("response1", "response2"),
     }
     for name, columns in sources.items():
         if name not in tables:
@@ -172,6 +222,69 @@ def _save(fig, path: Path) -> str:
     return f"plots/{path.name}"
 
 
+def _hs3_section(tables: Tables, run_info: dict) -> str | None:
+    breakdown = _hs3_breakdown(tables, run_info)
+    if breakdown is None:
+        return None
+    return (
+        "\n## HelpSteer3\n\nHelpSteer3 labels (`overall_preference`) follow the same rule "
+        "as HelpSteer2-Preference: the rounded mean of the 3 most similar of 3-5 "
+        "annotations, which are kept as `individual_preference`.\n" + breakdown
+    )
+
+
+BUILT_BY = "Built by `hs build-dataset` (helpsteer-workbench)."
+
+
+def _provenance(run_info: dict, inputs: list) -> str:
+    """What the labels are: HelpSteer2 aggregation of raw annotations, the inputs' own
+    labels, or (below) what the synthetic stages did."""
+    if _has_agreement(run_info):
+        return (
+            "Labels follow HelpSteer2: the rounded mean of the 3 most agreeing of 3-5 annotators."
+        )
+    if inputs:
+        return "Labels are those of the inputs (already aggregated records)."
+    return ""
+
+
+def _has_agreement(run_info: dict) -> bool:
+    info = run_info.get("aggregate", {})
+    return any(
+        info.get(kind, {}).get(f"agreement_{when}")
+        for kind in ("ratings", "preference")
+        for when in ("before", "after")
+    )
+
+
+def _stage_line(name: str, info: dict) -> str | None:
+    """One bullet for a generating or judging stage; None for the other stages."""
+    if not name.startswith(("synth.", "judge.")) and not {"llm", "judge_model"} & set(info):
+        return None
+    facts = []
+    used = info.get("llm")
+    for item in used if isinstance(used, list) else []:
+        facts.append(f"model {item.get('backend')}:{item.get('model')}")
+    if info.get("judge_model"):
+        facts.append(f"judge model {info['judge_model']}")
+    if info.get("pairing"):
+        facts.append(info["pairing"])
+    for key in ("prompts", "rated", "unparsed", "scored", "pairs"):
+        if isinstance(info.get(key), int):
+            facts.append(f"{key} {info[key]}")
+    return f"- `{name}`: " + ("; ".join(facts) if facts else "ran")
+
+
+def _how_made(run_info: dict) -> str:
+    lines = [line for name, info in run_info.items() if (line := _stage_line(name, info))]
+    return "\n".join(lines)
+
+
+def _section(title: str, body: str) -> list[str]:
+    """A `## title` section, or nothing when it would be empty."""
+    return [f"\n## {title}\n", body] if body and body.strip() else []
+
+
 def write_card(ctx: StageContext, tables: Tables, cfg) -> None:
     plots = _plots(tables, ctx.out_dir / "plots") if cfg.plots else []
     load = ctx.run_info.get("load", {})
@@ -179,25 +292,28 @@ def write_card(ctx: StageContext, tables: Tables, cfg) -> None:
     input_rows = [
         [i["path"], i.get("kind"), i["rows"], i.get("accepted"), i.get("rejected")] for i in inputs
     ]
+    has_rows = any(name in tables for name in ("ratings", "preference", *HS3_TABLES))
     sections = [
         _front_matter(ctx.out_dir),
         f"# {cfg.title}\n",
-        "Built by `hs build-dataset` (helpsteer-workbench). Labels follow HelpSteer2: the "
-        "rounded mean of the 3 most agreeing of 3-5 annotators.\n",
-        "## Inputs\n",
-        _table(["input", "read as", "rows", "accepted", "rejected"], input_rows),
-        "\n## Counts\n",
-        _counts(tables),
-        "\n## Attribute histograms\n",
-        _histogram(tables),
-        "\n## Preference strength\n",
-        _strengths(tables),
-        "\n## Annotator agreement\n",
-        _agreement(ctx.run_info),
-        "\n## Lengths\n",
-        _lengths(tables),
-        "\n## Plots\n",
-        "\n".join(f"![{Path(p).stem}]({p})" for p in plots),
+        f"{BUILT_BY} {_provenance(ctx.run_info, inputs)}".rstrip() + "\n",
+        *_section("How it was made", _how_made(ctx.run_info)),
+        *_section(
+            "Inputs",
+            _table(["input", "read as", "rows", "accepted", "rejected"], input_rows)
+            if input_rows
+            else "",
+        ),
+        *_section("Counts", _counts(tables) if has_rows else ""),
+        *_section("Attribute histograms", _histogram(tables)),
+        *_section("Preference strength", _strengths(tables)),
+        _hs3_section(tables, ctx.run_info) or "",
+        *_section(
+            "Annotator agreement",
+            _agreement(ctx.run_info) if inputs or _has_agreement(ctx.run_info) else "",
+        ),
+        *_section("Lengths", _lengths(tables) if has_rows else ""),
+        *_section("Plots", "\n".join(f"![{Path(p).stem}]({p})" for p in plots)),
         "",
     ]
-    write_text(ctx.out_dir / "README.md", "\n".join(s for s in sections if s is not None))
+    write_text(ctx.out_dir / "README.md", "\n".join(sections))

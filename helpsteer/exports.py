@@ -12,6 +12,10 @@
 - `dpo`: TRL's conversational DPO layout: `prompt` messages, `chosen`/`rejected` as one
   assistant message each.
 - `steerlm`: NeMo SteerLM attribute-conditioned SFT records.
+- `hs3_*`: from HelpSteer3 tables: each Hub config in its own layout and features
+  (`hs3_preference`, `hs3_feedback`, `hs3_edit`, `hs3_edit_quality`, `hs3_principle`),
+  `hs3_bt` and `hs3_dpo` from preferences, `hs3_edit_sft` (context + original + feedback
+  -> edited response) and `hs3_edit_quality_dpo` (good edit over bad edit).
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ from collections.abc import Callable
 
 import polars as pl
 
+from helpsteer import helpsteer3
 from helpsteer.attributes import ATTRIBUTES, MISSING_LABEL, NEMO_ALIGNER_SLOTS
 from helpsteer.conversation import flat_to_messages
 from helpsteer.features import hub_preference, hub_ratings
@@ -211,4 +216,6 @@ PREFERENCE_FORMATS: dict[str, Callable[[pl.DataFrame], pl.DataFrame]] = {
     "bt_margin": bt_margin,
     "dpo": dpo,
 }
-ALL_FORMATS = (*RATINGS_FORMATS, *PREFERENCE_FORMATS)
+HS3_FORMATS = helpsteer3.FORMATS
+"""HelpSteer3 formats: name -> (source table, function); see helpsteer/helpsteer3.py."""
+ALL_FORMATS = (*RATINGS_FORMATS, *PREFERENCE_FORMATS, *HS3_FORMATS)

@@ -1,4 +1,5 @@
-"""The Hub's declared features of nvidia/HelpSteer2, and casting our tables to them.
+"""The Hub's declared features of nvidia/HelpSteer2 and nvidia/HelpSteer3, and casting
+our tables to them.
 
 Exports of the `ratings` and `preference` formats are cast to these exactly (dtypes, struct
 shapes and field order), so `datasets.concatenate_datasets([ours, helpsteer2])` works
@@ -49,7 +50,70 @@ PREFERENCE_SCHEMA = pl.Schema(
         "all_preferences_unprocessed": pl.List(ALL_ITEM),
     }
 )
-HUB_SCHEMAS = {"ratings": RATINGS_SCHEMA, "preference": PREFERENCE_SCHEMA}
+
+# --- nvidia/HelpSteer3 ----------------------------------------------------------------------
+# Source: the nvidia/HelpSteer3 dataset card (huggingface.co/datasets/nvidia/HelpSteer3,
+# README.md): five configs, each `<config>/train.jsonl.gz` and `<config>/validation.jsonl.gz`,
+# no `dataset_info`, so the features are again what the JSON builder infers. Columns and
+# key order follow the card's examples of each config.
+
+MESSAGE = pl.Struct({"role": pl.String, "content": pl.String})
+"""One message of `context` (OpenAI ChatCompletion form)."""
+CONTEXT = pl.List(MESSAGE)
+INDIVIDUAL_ITEM = pl.Struct({"score": pl.Int64, "reasoning": pl.String})
+"""An item of `individual_preference`: one annotator's score -3..3 and 1-2 sentences why."""
+FEEDBACK = pl.List(pl.String)
+_HS3_META = {"domain": pl.String, "language": pl.String, "context": CONTEXT}
+
+HS3_SCHEMAS = {
+    "hs3_preference": pl.Schema(
+        {
+            **_HS3_META,
+            "response1": pl.String,
+            "response2": pl.String,
+            "overall_preference": pl.Int64,
+            "individual_preference": pl.List(INDIVIDUAL_ITEM),
+        }
+    ),
+    "hs3_feedback": pl.Schema(
+        {
+            **_HS3_META,
+            "response1": pl.String,
+            "response2": pl.String,
+            "feedback1": FEEDBACK,
+            "feedback2": FEEDBACK,
+        }
+    ),
+    "hs3_edit": pl.Schema(
+        {
+            **_HS3_META,
+            "original_response": pl.String,
+            "edited_response": pl.String,
+            "feedback": FEEDBACK,
+            "change_summary": pl.String,
+        }
+    ),
+    "hs3_edit_quality": pl.Schema(
+        {
+            **_HS3_META,
+            "original_response": pl.String,
+            "good_edited_response": pl.String,
+            "bad_edited_response": pl.String,
+            "feedback": FEEDBACK,
+        }
+    ),
+    "hs3_principle": pl.Schema(
+        {
+            **_HS3_META,
+            "response": pl.String,
+            "principle": pl.String,
+            "fulfilment": pl.String,
+        }
+    ),
+}
+"""Export format -> nvidia/HelpSteer3 config columns (config = the name without `hs3_`)."""
+
+HUB_SCHEMAS = {"ratings": RATINGS_SCHEMA, "preference": PREFERENCE_SCHEMA, **HS3_SCHEMAS}
 """Export format -> the Hub's columns and dtypes, in polars terms."""
 
 
@@ -121,6 +185,51 @@ def hub_preference(table: pl.DataFrame) -> pl.DataFrame:
     )
 
 
+def _context(frame: pl.DataFrame) -> pl.Expr:
+    """`context` as {role, content} messages only: extra keys some writers add are dropped."""
+    fields = _struct_fields(frame.schema["context"])
+    if fields is None:
+        return pl.col("context").cast(CONTEXT)
+    return pl.col("context").list.eval(
+        pl.struct(
+            _field(fields, "role", pl.lit(None)).cast(pl.String).alias("role"),
+            _field(fields, "content", pl.lit(None)).cast(pl.String).alias("content"),
+        )
+    )
+
+
+def _individual(frame: pl.DataFrame) -> pl.Expr:
+    column = "individual_preference"
+    target = HS3_SCHEMAS["hs3_preference"][column]
+    if column not in frame.columns:
+        return pl.lit([], dtype=target)
+    fields = _struct_fields(frame.schema[column])
+    if fields is None:
+        return pl.col(column).cast(target).fill_null([])
+    item = pl.struct(
+        _field(fields, "score", pl.lit(None)).cast(pl.Int64).alias("score"),
+        _field(fields, "reasoning", pl.lit("")).cast(pl.String).alias("reasoning"),
+    )
+    return pl.col(column).list.eval(item).cast(target).fill_null([])
+
+
+def hub_hs3(table: pl.DataFrame, fmt: str) -> pl.DataFrame:
+    """An nvidia/HelpSteer3 config's columns with the Hub's dtypes and item shapes; a
+    missing `domain`/`language`/`change_summary` is null, like a value the Hub lacks."""
+    columns = []
+    for name, dtype in HS3_SCHEMAS[fmt].items():
+        if name == "context":
+            expr = _context(table)
+        elif name == "individual_preference":
+            expr = _individual(table)
+        elif name in table.columns:
+            expr = pl.col(name).cast(dtype)
+        else:
+            expr = pl.lit(None, dtype=dtype)
+        columns.append(expr.alias(name))
+    return table.select(columns)
+
+
 # --- datasets / Arrow: the declared features ----------------------------------------------
 
 
@@ -168,8 +277,29 @@ def preference_features():
     )
 
 
+def _feature(dtype: pl.DataType):
+    """The `datasets` feature the JSON builder infers for a column of this polars type."""
+    import datasets
+
+    if isinstance(dtype, pl.List):
+        return _list_of(_feature(dtype.inner))
+    if isinstance(dtype, pl.Struct):
+        return {f.name: _feature(f.dtype) for f in dtype.fields}
+    return datasets.Value("int64" if dtype == pl.Int64 else "string")
+
+
+@cache
+def hs3_features(fmt: str):
+    """`datasets.Features` of an nvidia/HelpSteer3 config, e.g. "hs3_preference"."""
+    import datasets
+
+    return datasets.Features({c: _feature(t) for c, t in HS3_SCHEMAS[fmt].items()})
+
+
 def hub_features(fmt: str):
-    """The Hub's features for export format `fmt` ("ratings" or "preference")."""
+    """The Hub's features for export format `fmt` ("ratings", "preference", "hs3_...")."""
+    if fmt in HS3_SCHEMAS:
+        return hs3_features(fmt)
     return {"ratings": ratings_features, "preference": preference_features}[fmt]()
 
 

@@ -28,6 +28,16 @@ class Kind(StrEnum):
     RAW_PREFERENCES = "raw_preferences"
     RATINGS = "ratings"
     PREFERENCE = "preference"
+    HS3_RAW_PREFERENCES = "hs3_raw_preferences"
+    HS3_PREFERENCE = "hs3_preference"
+    HS3_FEEDBACK = "hs3_feedback"
+    HS3_EDIT = "hs3_edit"
+    HS3_EDIT_QUALITY = "hs3_edit_quality"
+    HS3_PRINCIPLE = "hs3_principle"
+
+
+HS3_KINDS = frozenset(k for k in Kind if k.value.startswith("hs3_"))
+"""nvidia/HelpSteer3 layouts (helpsteer/helpsteer3.py validates and aggregates them)."""
 
 
 RATINGS_COLUMNS = ("prompt", "response", *ATTRIBUTES)
@@ -95,6 +105,59 @@ SPECS = {
 }
 
 
+_HS3_META = ("domain", "language", "split")
+SPECS |= {
+    Kind.HS3_RAW_PREFERENCES: KindSpec(
+        Kind.HS3_RAW_PREFERENCES,
+        ("context", "response1", "response2", "annotator_id", "score"),
+        ("response1", "response2"),
+        ("pair_id", "domain", "language", "reasoning", "created_at"),
+    ),
+    Kind.HS3_PREFERENCE: KindSpec(
+        Kind.HS3_PREFERENCE,
+        ("context", "response1", "response2", "overall_preference"),
+        ("response1", "response2"),
+        (*_HS3_META, "individual_preference"),
+    ),
+    Kind.HS3_FEEDBACK: KindSpec(
+        Kind.HS3_FEEDBACK,
+        ("context", "response1", "response2", "feedback1", "feedback2"),
+        ("response1", "response2"),
+        _HS3_META,
+    ),
+    Kind.HS3_EDIT: KindSpec(
+        Kind.HS3_EDIT,
+        ("context", "original_response", "edited_response", "feedback"),
+        ("original_response", "edited_response"),
+        (*_HS3_META, "change_summary"),
+    ),
+    Kind.HS3_EDIT_QUALITY: KindSpec(
+        Kind.HS3_EDIT_QUALITY,
+        ("context", "original_response", "good_edited_response", "bad_edited_response", "feedback"),
+        ("original_response", "good_edited_response", "bad_edited_response"),
+        _HS3_META,
+    ),
+    Kind.HS3_PRINCIPLE: KindSpec(
+        Kind.HS3_PRINCIPLE,
+        ("context", "response", "principle", "fulfilment"),
+        ("response", "principle"),
+        _HS3_META,
+    ),
+}
+
+_HS3_MARKERS = (
+    # most specific first: feedback and preference rows both have response1/response2
+    (Kind.HS3_FEEDBACK, {"feedback1", "feedback2"}),
+    (Kind.HS3_EDIT_QUALITY, {"good_edited_response", "bad_edited_response"}),
+    (Kind.HS3_EDIT, {"edited_response", "change_summary"}),
+    (Kind.HS3_PRINCIPLE, {"principle", "fulfilment"}),
+    (
+        Kind.HS3_PREFERENCE,
+        {"response1", "response2", "overall_preference", "individual_preference", "context"},
+    ),
+)
+
+
 class ColumnError(Exception):
     """The file's columns match no record kind; the message says what is missing."""
 
@@ -102,9 +165,15 @@ class ColumnError(Exception):
 def detect_kind(columns: list[str], expected: str) -> Kind:
     """Recognise raw or aggregated ratings/preferences from the column names.
 
-    `expected` is "ratings" or "preferences": the role the input was given.
+    `expected` is "ratings" or "preferences": the role the input was given. HelpSteer3
+    layouts have column names of their own, so they are recognised in either role.
     """
     cols = set(columns)
+    if (hs3 := _helpsteer3_kind(columns)) is not None:
+        missing = [c for c in SPECS[hs3].required if c not in cols]
+        if missing:
+            raise ColumnError(_missing_message(hs3, missing, columns))
+        return hs3
     if "annotator_id" not in cols and _looks_raw(columns):
         raw = Kind.RAW_RATINGS if expected == "ratings" else Kind.RAW_PREFERENCES
         missing = [c for c in SPECS[raw].required if c not in cols]
@@ -117,6 +186,17 @@ def detect_kind(columns: list[str], expected: str) -> Kind:
     if missing:
         raise ColumnError(_missing_message(kind, missing, columns))
     return kind
+
+
+def _helpsteer3_kind(columns: list[str]) -> Kind | None:
+    """The nvidia/HelpSteer3 config these columns belong to, or None for other layouts."""
+    cols = set(columns)
+    for kind, markers in _HS3_MARKERS:
+        if cols & markers:
+            if kind == Kind.HS3_PREFERENCE and ("annotator_id" in cols or _looks_raw(columns)):
+                return Kind.HS3_RAW_PREFERENCES
+            return kind
+    return None
 
 
 def _looks_raw(columns: list[str]) -> bool:
@@ -400,6 +480,14 @@ def _consistency(good: pl.DataFrame, kind: Kind) -> tuple[pl.DataFrame, pl.DataF
     else:
         return good, good.clear().with_columns(pl.lit("", dtype=pl.String).alias("_reason"))
     text_hash = pl.concat_str([pl.col(t) for t in texts], separator="\x00").hash()
+    return check_consistency(good, key, text_hash)
+
+
+def check_consistency(
+    good: pl.DataFrame, key: str, text_hash: pl.Expr
+) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """(kept rows, rejected rows with `_reason`): a second row of the same (key,
+    annotator_id), or a row whose `text_hash` differs from its key's first row."""
     checked = good.sort(LINE).with_columns(
         (text_hash != text_hash.first().over(key)).alias("_conflict"),
         (~pl.struct(key, "annotator_id").is_first_distinct()).alias("_duplicate"),

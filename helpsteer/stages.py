@@ -8,6 +8,7 @@ import polars as pl
 from pydantic import Field, field_validator
 
 from helpsteer import aggregate as agg
+from helpsteer import helpsteer3 as h3
 from helpsteer.agreement import agreement_before_after
 from helpsteer.attributes import ATTRIBUTES
 from helpsteer.io import (
@@ -19,7 +20,14 @@ from helpsteer.io import (
     read_table,
 )
 from helpsteer.pipeline import PipelineError, StageConfig, StageContext, Tables, stage
-from helpsteer.records import PREFERENCE_ITEM, ColumnError, Kind, detect_kind, validate
+from helpsteer.records import (
+    HS3_KINDS,
+    PREFERENCE_ITEM,
+    ColumnError,
+    Kind,
+    detect_kind,
+    validate,
+)
 from helpsteer.split import SPLITS, assign_splits
 
 # --- load -------------------------------------------------------------------------------
@@ -47,7 +55,8 @@ class LoadConfig(StageConfig):
     )
     preferences: list[InputSpec] = Field(
         default_factory=list,
-        description="Raw preference annotations or HelpSteer2 `preference` files.",
+        description="Raw preference annotations, HelpSteer2 `preference` files, or any "
+        "nvidia/HelpSteer3 config (raw or as on the Hub), recognised by its columns.",
     )
 
     unicode_normalization: Literal["NFC", "NFKC", "NFD", "NFKD", "none"] = Field(
@@ -68,6 +77,7 @@ TABLE_OF = {
     Kind.RAW_PREFERENCES: "raw_preferences",
     Kind.RATINGS: "ratings_in",
     Kind.PREFERENCE: "preference_in",
+    **h3.TABLES,
 }
 
 
@@ -111,7 +121,8 @@ def _load_one(ctx: StageContext, role: str, spec: InputSpec, normalization: str)
         ctx.reject(_everything_rejected(read.frame, str(exc), spec.path))
         facts.update(kind=None, accepted=0, rejected=facts["rows"], error=str(exc))
         return None, None
-    checked = validate(read.frame, kind, normalization)
+    checker = h3.validate if kind in HS3_KINDS else validate
+    checked = checker(read.frame, kind, normalization)
     ctx.reject(checked.rejected.with_columns(pl.lit(spec.path).alias("source")))
     facts.update(
         kind=kind.value,
@@ -173,6 +184,13 @@ class AggregateConfig(StageConfig):
     kappa_min_overlap: int = Field(
         5, ge=1, description="Annotator pairs need this many shared items for kappa."
     )
+    domains: list[str] | None = Field(
+        None,
+        description="HelpSteer3: keep only these domains (general, stem, code, multilingual).",
+    )
+    languages: list[str] | None = Field(
+        None, description="HelpSteer3: keep only these languages (e.g. english, python)."
+    )
 
 
 @stage("aggregate", AggregateConfig, version="1")
@@ -191,9 +209,16 @@ def aggregate(ctx: StageContext, tables: Tables, cfg: AggregateConfig):
             out["preference"], dropped = _aggregate_preferences(ctx, tables, cfg)
             filtered.append(dropped)
         bar.advance()
+        if "hs3_raw_preferences" in tables or "hs3_preference_in" in tables:
+            out["hs3_preference"], dropped = _aggregate_hs3(ctx, tables, cfg)
+            filtered.append(dropped)
+        for name in h3.DATA_TABLES[1:]:
+            if name in tables:
+                out[name], dropped = _filter_hs3(tables[name], name, cfg)
+                filtered.append(dropped)
     out["filtered"] = pl.concat(filtered) if filtered else None
     # Raw annotations are only needed for agreement; dropping them frees the memory.
-    out["raw_ratings"] = out["raw_preferences"] = None
+    out["raw_ratings"] = out["raw_preferences"] = out["hs3_raw_preferences"] = None
     return out
 
 
@@ -313,6 +338,94 @@ def _aggregate_preferences(ctx: StageContext, tables: Tables, cfg: AggregateConf
     return pl.concat(parts, how="diagonal_relaxed"), dropped
 
 
+def _filter_hs3(frame: pl.DataFrame, kind: str, cfg: AggregateConfig):
+    """A HelpSteer3 table without the rows outside `domains` / `languages`."""
+    rules = h3.metadata_filter(cfg.domains, cfg.languages)
+    marked = frame.with_columns(
+        h3.last_user_turn().alias("prompt"),
+        pl.concat_str(pl.lit("row-"), pl.col(LINE)).alias("_row_id"),
+    )
+    kept, dropped = _drop(
+        marked, kind, "pair_id" if "pair_id" in frame.columns else "_row_id", rules
+    )
+    return kept.drop("prompt", "_row_id"), dropped
+
+
+def _aggregate_hs3(ctx: StageContext, tables: Tables, cfg: AggregateConfig):
+    """HelpSteer3 preferences: the domain/language filters first, then the same 3 most
+    similar rule and filters as HelpSteer2-Preference (helpsteer/helpsteer3.py)."""
+    parts, dropped = [], [pl.DataFrame(schema=FILTERED_SCHEMA)]
+    info: dict = {}
+    if "hs3_raw_preferences" in tables:
+        raw, outside = _filter_hs3(tables["hs3_raw_preferences"], "hs3_preference", cfg)
+        # one filtered entry per pair, not per annotation
+        dropped.append(outside.unique("id", keep="first", maintain_order=True))
+        pairs = h3.aggregate_preferences(raw)
+        rules = [
+            (
+                pl.col("n_annotators") < cfg.preference_min_annotators,
+                f"fewer than {cfg.preference_min_annotators} annotators",
+            )
+        ]
+        if cfg.preference_max_spread is not None:
+            rules.append(
+                (
+                    pl.col("spread3") > cfg.preference_max_spread,
+                    f"the 3 most similar scores spread more than {cfg.preference_max_spread}",
+                )
+            )
+        if cfg.drop_ties:
+            rules.append((pl.col("overall_preference") == 0, "tie (overall_preference 0)"))
+        kept, removed = _drop(
+            pairs.with_columns(h3.last_user_turn().alias("prompt")),
+            "hs3_preference",
+            "pair_id",
+            rules,
+        )
+        dropped.append(removed)
+        kept = kept.drop("prompt")
+        info.update(pairs=pairs.height, kept=kept.height)
+        info["agreement_before"], info["agreement_after"] = _hs3_agreement(raw, kept, cfg)
+        info["agreement_by"] = {
+            column: {
+                value: _hs3_agreement(raw.filter(pl.col(column) == value), kept, cfg)[1]
+                for value in raw[column].drop_nulls().unique().sort().to_list()
+            }
+            for column in ("domain", "language")
+        }
+        parts.append(kept)
+    if "hs3_preference_in" in tables:
+        given, outside = _filter_hs3(
+            h3.complete_preference(tables["hs3_preference_in"]), "hs3_preference", cfg
+        )
+        dropped.append(outside)
+        info["already_aggregated"] = given.height
+        parts.append(given)
+    table = pl.concat(parts, how="diagonal_relaxed")
+    info["ties"] = int((table["overall_preference"] == 0).sum())
+    info["by"] = {c: _counts_by(table, c) for c in ("domain", "language")}
+    ctx.info["hs3_preference"] = info
+    return table, pl.concat(dropped)
+
+
+def _hs3_agreement(raw: pl.DataFrame, kept: pl.DataFrame, cfg: AggregateConfig):
+    """Agreement on HelpSteer3 scores before and after the pair filters, as for HS2."""
+    return agreement_before_after(
+        raw,
+        "pair_id",
+        "annotator_id",
+        ["score"],
+        agg.STRENGTH_VALUES,
+        kept["pair_id"],
+        cfg.kappa_min_overlap,
+    )
+
+
+def _counts_by(table: pl.DataFrame, column: str) -> dict[str, int]:
+    counts = table.group_by(pl.col(column).fill_null("(none)")).len().sort(column)
+    return dict(counts.iter_rows())
+
+
 def _complete_preference(given: pl.DataFrame) -> pl.DataFrame:
     """Aggregated preference rows may lack the optional HelpSteer2 columns; fill them."""
     fills = {
@@ -340,16 +453,17 @@ class SplitConfig(StageConfig):
 @stage("split", SplitConfig, version="1")
 def split(ctx: StageContext, tables: Tables, cfg: SplitConfig):
     """Deterministic train/validation split by prompt."""
-    names = [n for n in ("ratings", "preference") if n in tables]
+    names = [n for n in ("ratings", "preference", *h3.DATA_TABLES) if n in tables]
     if not names:
         return {}
-    prompts = pl.concat([tables[n]["prompt"] for n in names]).unique()
+    keyed = {n: _with_prompt_key(tables[n], n) for n in names}
+    prompts = pl.concat([frame["_split_key"] for frame in keyed.values()]).unique()
     seed = ctx.seed if cfg.seed is None else cfg.seed
-    mapping = assign_splits(prompts, cfg.validation_fraction, seed)
+    mapping = assign_splits(prompts, cfg.validation_fraction, seed).rename({"prompt": "_split_key"})
     out = {}
-    for name in names:
-        frame = tables[name]
-        assigned = frame.join(mapping, on="prompt", how="left", suffix="_new")
+    for name, frame in keyed.items():
+        assigned = frame.join(mapping, on="_split_key", how="left", suffix="_new")
+        assigned = assigned.drop("_split_key")
         if "split_new" in assigned.columns:
             keep = pl.col("split").is_in(SPLITS) if cfg.keep_existing else pl.lit(False)
             assigned = assigned.with_columns(
@@ -365,6 +479,13 @@ def split(ctx: StageContext, tables: Tables, cfg: SplitConfig):
     return out
 
 
+def _with_prompt_key(frame: pl.DataFrame, name: str) -> pl.DataFrame:
+    """The text a row's split is drawn from: the prompt (HelpSteer3: the conversation in
+    the same flat form, so a prompt in both vocabularies gets one split)."""
+    key = h3.prompt_key() if name.startswith("hs3_") else pl.col("prompt")
+    return frame.with_columns(key.alias("_split_key"))
+
+
 # --- export ------------------------------------------------------------------------------
 
 
@@ -378,8 +499,9 @@ class ExportConfig(StageConfig):
             "bt",
             "dpo",
             "steerlm",
+            *h3.FORMATS,
         ],
-        description="Which export formats to write.",
+        description="Which export formats to write (those whose table exists).",
     )
     file_types: list[Literal["parquet", "jsonl"]] = Field(
         default_factory=lambda: ["parquet", "jsonl"]

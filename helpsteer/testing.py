@@ -126,3 +126,71 @@ def raw_preferences(
             "justification": justification,
         }
     )
+
+
+HS3_LANGUAGES = {
+    "general": ("english",),
+    "stem": ("english",),
+    "code": ("python", "javascript_html_css", "sql"),
+    "multilingual": ("chinese", "french", "spanish", "korean"),
+}
+"""HelpSteer3's domains and some of their `language` values (dataset card)."""
+_SCORE_WORDS = {
+    1: "slightly better than",
+    2: "better than",
+    3: "much better than",
+}
+
+
+def _reasoning(score: int) -> str:
+    if score == 0:
+        return "@Response 1 is about the same as @Response 2. Both answer the request fully."
+    better, worse = ("@Response 1", "@Response 2") if score < 0 else ("@Response 2", "@Response 1")
+    return f"{better} is {_SCORE_WORDS[abs(score)]} {worse}. It follows the request more closely."
+
+
+def raw_hs3_preferences(
+    n_pairs: int,
+    annotators_per_pair: int = 3,
+    seed: int = 2,
+    n_annotators: int = 30,
+    noise: float = 0.8,
+) -> pl.DataFrame:
+    """Raw HelpSteer3 preference annotations: one row per (pair, annotator) with
+    `domain`, `language`, `context` messages (every fourth pair two user turns long),
+    `response1`, `response2`, `score` -3..3 and `reasoning`."""
+    rng = np.random.default_rng(seed)
+    prompts, first = _texts(rng, n_pairs)
+    _, second = _texts(rng, n_pairs)
+    domains = list(HS3_LANGUAGES)
+    domain = [domains[i % len(domains)] for i in range(n_pairs)]
+    language = [HS3_LANGUAGES[d][(i // 4) % len(HS3_LANGUAGES[d])] for i, d in enumerate(domain)]
+    contexts = [
+        [{"role": "user", "content": p}]
+        if i % 4
+        else [
+            {"role": "user", "content": p},
+            {"role": "assistant", "content": "Could you say more about what you need?"},
+            {"role": "user", "content": "Keep it short, please."},
+        ]
+        for i, p in enumerate(prompts)
+    ]
+    truth = rng.integers(-3, 4, n_pairs)
+    pair = np.repeat(np.arange(n_pairs), annotators_per_pair)
+    start = rng.integers(0, n_annotators, n_pairs)[:, None]
+    annotator = (start + np.arange(annotators_per_pair)[None, :] * 7) % n_annotators
+    rows = n_pairs * annotators_per_pair
+    score = np.clip(np.rint(truth[pair] + rng.normal(0, noise, rows)), -3, 3).astype(np.int64)
+    return pl.DataFrame(
+        {
+            "pair_id": [f"hs3-pair-{i}" for i in pair],
+            "domain": [domain[i] for i in pair],
+            "language": [language[i] for i in pair],
+            "context": [contexts[i] for i in pair],
+            "response1": pl.Series(first)[pair],
+            "response2": pl.Series(second)[pair],
+            "annotator_id": [f"annotator-{a}" for a in annotator.ravel()],
+            "score": score,
+            "reasoning": [_reasoning(int(s)) for s in score],
+        }
+    )

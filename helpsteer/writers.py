@@ -16,6 +16,8 @@ from helpsteer.split import SPLITS
 
 
 def _source(fmt: str):
+    if fmt in exports.HS3_FORMATS:
+        return exports.HS3_FORMATS[fmt]
     if fmt in exports.RATINGS_FORMATS:
         return "ratings", exports.RATINGS_FORMATS[fmt]
     return "preference", exports.PREFERENCE_FORMATS[fmt]
