@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import subprocess
-import sys
 from pathlib import Path
 
 import typer
@@ -28,29 +27,37 @@ def rm(
         [], "--set", help="Override a config key, e.g. --set optim.lr=2e-5 (repeatable)."
     ),
     nproc: int = typer.Option(
-        1, "--nproc", min=1, help="Processes on this machine; >1 launches torchrun with FSDP2."
+        1, "--nproc", min=1, help="Processes per node; >1 launches torchrun with FSDP2."
     ),
+    nnodes: int = typer.Option(
+        1, "--nnodes", min=1, help="Nodes; run the same command on each (SLURM: detected)."
+    ),
+    node_rank: int = typer.Option(0, "--node-rank", min=0, help="This node's rank, 0..N-1."),
+    master_addr: str | None = typer.Option(
+        None, "--master-addr", help="Host of node 0, the same on every node."
+    ),
+    master_port: int = typer.Option(29500, "--master-port", help="Rendezvous port on node 0."),
     quiet: bool = typer.Option(False, "--quiet", help="No progress bar or summary."),
 ) -> None:
     """Train a reward model (regression, Bradley-Terry or the HelpSteer2-Preference recipe)."""
     from trainers.config import ConfigError, load_config
+    from trainers.launch import LaunchError, Nodes, nodes_from, torchrun_command
 
     try:
         load_config(config, overrides)  # fail fast, before starting any process
-    except ConfigError as exc:
+        given = Nodes(nnodes, node_rank, master_addr, master_port)
+        launcher = torchrun_command(nproc, nodes_from(given, os.environ))
+    except (ConfigError, LaunchError) as exc:
         _fail(str(exc))
     args = [str(config), *(a for o in overrides for a in ("--set", o))]
     if quiet:
         args.append("--quiet")
-    if nproc == 1 and "WORLD_SIZE" not in os.environ:
+    if launcher is None or "WORLD_SIZE" in os.environ:
         from trainers.train_rm import main
 
         code = main(args)
     else:
-        # --standalone: a free rendezvous port on this machine (multi-node: call torchrun)
-        launcher = [sys.executable, "-m", "torch.distributed.run", "--standalone"]
-        cmd = [*launcher, f"--nproc_per_node={nproc}"]
-        code = subprocess.call([*cmd, "-m", "trainers.train_rm", *args])
+        code = subprocess.call([*launcher, "-m", "trainers.train_rm", *args])
     if code:
         raise typer.Exit(code)
 
