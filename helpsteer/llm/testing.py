@@ -24,6 +24,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from helpsteer.llm.types import content_text
+
 
 def _break(path: str, value: Any) -> Callable[[dict[str, Any]], Any]:
     """A change to a good answer: set the value at a dotted path ("choices.0.message")."""
@@ -115,8 +117,7 @@ class Received:
 
     @property
     def prompt(self) -> str:
-        users = [m["content"] for m in self.body.get("messages", []) if m.get("role") == "user"]
-        return users[-1] if users else ""
+        return last_user_text(self.body)
 
 
 Responder = Callable[[dict[str, Any]], list[str] | list[dict[str, Any]] | None]
@@ -197,11 +198,16 @@ def _text(reply: str | dict[str, Any]) -> str:
     return reply["text"] if isinstance(reply, dict) else reply
 
 
+def last_user_text(body: dict[str, Any]) -> str:
+    """The text of the last user message; content may be a string or content parts."""
+    users = [m.get("content") for m in body.get("messages", []) if m.get("role") == "user"]
+    return content_text(users[-1]) if users else ""
+
+
 def answer(body: dict[str, Any], responder: Responder | None = None) -> dict[str, Any]:
     """The normal (fault-free) response body for a chat request."""
     messages = body.get("messages", [])
-    users = [m["content"] for m in messages if m.get("role") == "user"]
-    prompt = users[-1] if users else ""
+    prompt = last_user_text(body)
     n = int(body.get("n") or 1)
     texts = responder(body) if responder is not None else None
     if texts is None:
@@ -211,7 +217,7 @@ def answer(body: dict[str, Any], responder: Responder | None = None) -> dict[str
             texts = [f"{t} seed={seed}" for t in texts]
     want = bool(body.get("logprobs"))
     top = int(body.get("top_logprobs") or 0)
-    prompt_tokens = sum(len(_words(m.get("content", ""))) for m in messages)
+    prompt_tokens = sum(len(_words(content_text(m.get("content", "")))) for m in messages)
     return {
         "id": "chatcmpl-fault-server",
         "object": "chat.completion",
@@ -263,6 +269,20 @@ async def _read_request(reader: asyncio.StreamReader) -> tuple[str, str, bytes] 
     return method, path, body
 
 
+def _chat_body(raw: bytes) -> dict[str, Any] | None:
+    """The request body when it is a JSON object whose messages are objects, else None
+    (answered with a 400, as a real server would, instead of dropping the connection)."""
+    try:
+        body = json.loads(raw)
+    except ValueError:
+        return None
+    if not isinstance(body, dict) or not isinstance(body.get("messages", []), list):
+        return None
+    if not all(isinstance(m, dict) for m in body.get("messages", [])):
+        return None
+    return body
+
+
 class _Handler:
     def __init__(self, state: ServerState, port_of: Callable[[], int]):
         self.state = state
@@ -292,7 +312,11 @@ class _Handler:
             writer.write(_http(404, b'{"error":{"message":"not found"}}'))
             await writer.drain()
             return True
-        body = json.loads(raw)
+        body = _chat_body(raw)
+        if body is None:
+            writer.write(_http(400, b'{"error":{"message":"not a chat completion request"}}'))
+            await writer.drain()
+            return True
         state = self.state
         entry = Received(body=body, fault="ok", port=self.port_of(), time=time.time())
         fault = state.next_fault(entry.prompt)

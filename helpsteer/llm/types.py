@@ -4,16 +4,71 @@ from __future__ import annotations
 
 import hashlib
 import json
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_serializer
+
+
+class TextPart(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    type: Literal["text"] = "text"
+    text: str
+
+
+class ImageURL(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    url: str
+    detail: Literal["auto", "low", "high"] | None = None
+
+    @model_serializer(mode="wrap")
+    def _without_unset_detail(self, dump: Any) -> dict[str, Any]:
+        # An unset `detail` stays off the wire and out of the cache key.
+        data = dump(self)
+        if data.get("detail") is None:
+            data.pop("detail", None)
+        return data
+
+
+class ImagePart(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    type: Literal["image_url"] = "image_url"
+    image_url: ImageURL
+
+
+ContentPart = Annotated[TextPart | ImagePart, Field(discriminator="type")]
 
 
 class ChatMessage(BaseModel):
+    """One message. `content` is a string or, as OpenAI's API also allows (and clients
+    such as DataDesigner always send), a list of content parts; both go on the wire as
+    given, so they make different cache keys."""
+
     model_config = ConfigDict(extra="forbid")
 
     role: Literal["system", "user", "assistant"]
-    content: str
+    content: str | list[ContentPart]
+
+    @property
+    def text(self) -> str:
+        """The text of the message: `content`, or its text parts joined by newlines."""
+        return content_text(self.content)
+
+
+def content_text(content: Any) -> str:
+    """The text of a message's content, string or content parts (plain dicts or models).
+    Parts that are not text (images) add nothing."""
+    if isinstance(content, str):
+        return content
+    texts = []
+    for part in content or []:
+        if isinstance(part, BaseModel):
+            part = part.model_dump()
+        if isinstance(part, dict) and part.get("type") == "text":
+            texts.append(str(part.get("text", "")))
+    return "\n".join(texts)
 
 
 class ChatRequest(BaseModel):
