@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import json
 import platform
 import time
 import tomllib
@@ -19,8 +20,21 @@ from rich.table import Table
 from helpsteer.atomic import atomic_path, write_json
 from helpsteer.io import file_fingerprint
 from helpsteer.llm.config import with_retry_failed
-from helpsteer.overrides import OverrideError, set_path, split_item
-from helpsteer.pipeline import Pipeline, PipelineError, PipelineResult, PlannedStage, get_stage
+from helpsteer.overrides import (
+    OverrideError,
+    did_you_mean,
+    set_path,
+    split_item,
+    validation_lines,
+)
+from helpsteer.pipeline import (
+    Pipeline,
+    PipelineError,
+    PipelineResult,
+    PlannedStage,
+    get_stage,
+    known_stages,
+)
 from helpsteer.progress import Reporter
 from helpsteer.shard import (
     Shard,
@@ -69,7 +83,10 @@ def apply_overrides(raw: dict, overrides: list[str]) -> dict:
                 continue
             names = [s.get("name") or s["uses"] for s in raw["stages"]]
             if path[0] not in names:
-                raise OverrideError(f"--set {item!r}: no stage named {path[0]!r} (stages: {names})")
+                hint = did_you_mean(path[0], names)
+                raise OverrideError(
+                    f"--set {item!r}: no stage named {path[0]!r}{hint} (stages: {names})"
+                )
             set_path(raw["stages"][names.index(path[0])], path[1:], value, item)
         except OverrideError as exc:
             raise PipelineError(str(exc)) from None
@@ -143,17 +160,13 @@ def ray_config(config: BuildConfig):
 
 def _validation_message(path: Path | None, exc: ValidationError) -> str:
     where = str(path) if path else "command line"
-    lines = [f"{where}: invalid configuration"]
-    for err in exc.errors():
-        loc = ".".join(str(p) for p in err["loc"])
-        lines.append(f"  {loc}: {err['msg']}")
-    return "\n".join(lines)
+    return "\n".join([f"{where}: invalid configuration", *validation_lines(exc, BuildConfig)])
 
 
 def plan(config: BuildConfig, retry_failed: bool = False) -> list[PlannedStage]:
     planned, seen = [], set()
     for index, entry in enumerate(config.stages):
-        spec = get_stage(entry.uses)
+        spec = _stage_spec(index, entry.uses)
         name = entry.name or entry.uses
         if name in seen:
             raise PipelineError(f"stage {index}: name {name!r} is used twice; give it a `name`")
@@ -163,8 +176,7 @@ def plan(config: BuildConfig, retry_failed: bool = False) -> list[PlannedStage]:
             stage_config = spec.config.model_validate(options)
         except ValidationError as exc:
             lines = [f"stage {name!r} ({entry.uses}): invalid options"]
-            for err in exc.errors():
-                lines.append(f"  {'.'.join(str(p) for p in err['loc'])}: {err['msg']}")
+            lines += validation_lines(exc, spec.config)
             raise PipelineError("\n".join(lines)) from None
         if retry_failed:
             stage_config = with_retry_failed(stage_config)
@@ -172,6 +184,15 @@ def plan(config: BuildConfig, retry_failed: bool = False) -> list[PlannedStage]:
     if not planned:
         raise PipelineError("no stages to run")
     return planned
+
+
+def _stage_spec(index: int, uses: str):
+    known = known_stages()
+    if uses not in known:
+        hint = did_you_mean(uses, known)
+        names = ", ".join(sorted(known))
+        raise PipelineError(f"stage {index}: unknown stage {uses!r}{hint}; known stages: {names}")
+    return get_stage(uses)
 
 
 def _versions() -> dict[str, str]:
@@ -188,8 +209,9 @@ def _versions() -> dict[str, str]:
 def write_side_files(out: Path, result: PipelineResult) -> dict[str, int]:
     """rejected.jsonl, filtered.jsonl and needs_more_annotators.jsonl: nothing is dropped
     without a trace."""
-    counts = {"rejected": result.rejected.height}
-    _write_jsonl(result.rejected.sort("source", "line", nulls_last=True), out / "rejected.jsonl")
+    rejected = first_rejections(result.rejected)
+    counts = {"rejected": rejected.height}
+    _write_jsonl(rejected.sort("source", "line", nulls_last=True), out / "rejected.jsonl")
     filtered = result.tables.get_or_none("filtered")
     counts["filtered"] = filtered.height if filtered is not None else 0
     if filtered is not None:
@@ -199,6 +221,21 @@ def write_side_files(out: Path, result: PipelineResult) -> dict[str, int]:
         counts["needs_more_annotators"] = flagged.height
         _write_jsonl(flagged, out / "needs_more_annotators.jsonl")
     return counts
+
+
+def first_rejections(rejected: pl.DataFrame) -> pl.DataFrame:
+    """One row, one rejection: when a later stage rejects a row an earlier stage already
+    rejected (same source table and record `id`, e.g. a response the judge could not score
+    and then has no score to pair on), only the first stage's reason is kept."""
+    # Only rows of pipeline tables have a stable `id`; input files are keyed by line.
+    from_table = pl.col("source").str.starts_with("table ")
+    row_id = pl.when(from_table).then(pl.col("record").str.json_path_match("$.id"))
+    keyed = rejected.with_row_index("_order").with_columns(row_id.alias("_id"))
+    with_id = keyed.filter(pl.col("_id").is_not_null()).unique(
+        ["source", "_id"], keep="first", maintain_order=True
+    )
+    without_id = keyed.filter(pl.col("_id").is_null())
+    return pl.concat([with_id, without_id]).sort("_order").drop("_order", "_id")
 
 
 def _write_jsonl(frame: pl.DataFrame, path: Path) -> None:
@@ -319,9 +356,9 @@ def _engine(config: BuildConfig, out: Path, reporter: Reporter, shard: Shard | N
         yield engine
 
 
-def _summary(reporter: Reporter, document: dict, out: Path, shard: str | None) -> None:
-    where = out if shard is None else shard_folder(out, shard)
-    table = Table(title=f"hs build-dataset → {where}", show_edge=False)
+def _summary(reporter: Reporter, document: dict) -> None:
+    # The folder is on stdout; a long path in a title would wrap at the log's width.
+    table = Table(title="hs build-dataset", show_edge=False)
     table.add_column("what")
     table.add_column("count", justify="right")
     for name, rows in document["counts"]["tables"].items():
@@ -393,12 +430,19 @@ def build_dataset_command(
         ),
     ] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars.")] = False,
+    as_json: Annotated[
+        bool,
+        typer.Option("--json", help="Print a JSON summary on stdout instead of the paths."),
+    ] = False,
 ) -> None:
     """Build a HelpSteer2-style dataset: load -> aggregate -> split -> export -> card.
 
     The output folder gets the exports (Parquet + JSON Lines per split), `datasets/`
     folders for `load_from_disk`, a dataset card README.md with plots, manifest.json,
     rejected.jsonl (unusable rows with file, line and reason) and filtered.jsonl.
+
+    stdout gets the output paths, one per line (or, with --json, one JSON summary); the
+    progress and the summary table go to stderr.
     """
     reporter = Reporter.for_cli(quiet=quiet)
     if config is None and not ratings and not preferences:
@@ -426,14 +470,55 @@ def build_dataset_command(
             retry_failed=retry_failed,
         )
     except PipelineError as exc:
-        reporter.console.print(f"[red]error:[/red] {escape(str(exc))}")
+        reporter.console.print(f"[red]error:[/red] {escape(str(exc))}", soft_wrap=True)
         raise typer.Exit(2) from None
     except KeyboardInterrupt:
         reporter.console.print(
             "[yellow]interrupted[/yellow]: finished stages are cached; re-run to resume"
         )
         raise typer.Exit(130) from None
-    _summary(reporter, document, Path(cfg.out), document.get("shard"))
+    where = (
+        Path(cfg.out) if "shard" not in document else shard_folder(Path(cfg.out), document["shard"])
+    )
+    _summary(reporter, document)
     if code:
-        reporter.console.print("[red]error:[/red] no usable rows remain; see rejected.jsonl")
+        reporter.console.print(
+            f"[red]error:[/red] no usable rows remain; see {escape(str(where / 'rejected.jsonl'))}",
+            soft_wrap=True,
+        )
+    print_outputs(where, document, code, as_json)
     raise typer.Exit(code)
+
+
+def output_files(out: Path) -> list[str]:
+    """The run's outputs: every file under `out` except caches, and each `datasets/NAME`
+    folder (what `load_from_disk` opens) instead of the Arrow files inside it."""
+    found = []
+    for path in sorted(out.rglob("*")):
+        parts = path.relative_to(out).parts
+        if any(p.startswith(".") for p in parts) or parts[0] == "shards":
+            continue
+        if parts[0] == "datasets":
+            if len(parts) == 2 and path.is_dir():
+                found.append(str(path))
+            continue
+        if path.is_file():
+            found.append(str(path))
+    return found
+
+
+def print_outputs(out: Path, document: dict, code: int, as_json: bool) -> None:
+    """stdout is for other programs: plain paths one per line, never wrapped, or JSON."""
+    files = output_files(out)
+    if as_json:
+        summary = {
+            "out": str(out),
+            "exit_code": code,
+            "counts": document["counts"],
+            "seconds": document["seconds"],
+            "files": files,
+        }
+        typer.echo(json.dumps(summary, indent=2))
+        return
+    for path in files:
+        typer.echo(path)

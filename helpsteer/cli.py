@@ -9,20 +9,67 @@ from __future__ import annotations
 
 import sys
 from importlib.metadata import entry_points
+from typing import Annotated
 
+import click
 import typer
+from typer.core import TyperGroup
 
 from helpsteer import __version__
 from helpsteer.build import build_dataset_command
+from helpsteer.extras import missing_extra_message
+
+EXIT_CODES = (
+    "Exit status, for every command: 0 done; 1 the run failed (it ran and produced "
+    "nothing usable, or a check it ran did not pass); 2 usage, config or setup error "
+    "(a bad option, an invalid config, a missing optional extra); 130 interrupted."
+)
+
+SHELLS = ("bash", "zsh", "fish", "powershell", "pwsh")
+
+
+class HsGroup(TyperGroup):
+    """The root group: a missing optional extra anywhere below ends with one line."""
+
+    def invoke(self, ctx: click.Context):
+        try:
+            return super().invoke(ctx)
+        except ImportError as exc:
+            line = missing_extra_message(exc, " ".join(ctx.protected_args + ctx.args))
+            if line is None:
+                raise
+            click.echo(f"error: {line}", err=True)
+            raise click.exceptions.Exit(2) from None
+
+
+def _show_version(value: bool) -> None:
+    if value:
+        typer.echo(__version__)
+        raise typer.Exit()
+
 
 app = typer.Typer(
     name="hs",
+    cls=HsGroup,
     help="helpsteer-workbench: build, judge, train on and benchmark reward-model data.",
+    epilog=EXIT_CODES,
     no_args_is_help=True,
     rich_markup_mode="rich",
     pretty_exceptions_enable=False,
 )
-app.command("build-dataset")(build_dataset_command)
+app.command("build-dataset", epilog=EXIT_CODES)(build_dataset_command)
+
+
+@app.callback()
+def root(
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version", callback=_show_version, is_eager=True, help="Print the version and exit."
+        ),
+    ] = False,
+) -> None:
+    """helpsteer-workbench: build, judge, train on and benchmark reward-model data."""
 
 
 @app.command("version")
@@ -31,17 +78,35 @@ def version() -> None:
     typer.echo(__version__)
 
 
+@app.command("completion")
+def completion(
+    shell: Annotated[str, typer.Argument(help="bash, zsh, fish or powershell.")],
+) -> None:
+    """Print the completion script for SHELL.
+
+    bash: `hs completion bash > ~/.local/share/bash-completion/completions/hs`;
+    zsh: `hs completion zsh > "${fpath[1]}/_hs"`;
+    fish: `hs completion fish > ~/.config/fish/completions/hs.fish`.
+    """
+    from typer._completion_shared import get_completion_script
+
+    if shell not in SHELLS:
+        raise typer.BadParameter(f"{shell!r}: expected one of {', '.join(SHELLS)}")
+    typer.echo(get_completion_script(prog_name="hs", complete_var="_HS_COMPLETE", shell=shell))
+
+
 def _add_plugins() -> None:
     for ep in sorted(entry_points(group="helpsteer.commands"), key=lambda e: e.name):
         try:
             sub = ep.load()
         except ImportError as exc:  # an optional extra that is not installed
-            print(f"hs: sub-command {ep.name!r} unavailable: {exc}", file=sys.stderr)
+            why = missing_extra_message(exc) or str(exc)
+            print(f"hs: sub-command {ep.name!r} unavailable: {why}", file=sys.stderr)
             continue
         if not isinstance(sub, typer.Typer):
-            app.command(ep.name)(sub)
+            app.command(ep.name, epilog=EXIT_CODES)(sub)
         elif sub.registered_commands or sub.registered_groups:
-            app.add_typer(sub, name=ep.name)
+            app.add_typer(sub, name=ep.name, epilog=EXIT_CODES)
 
 
 _add_plugins()

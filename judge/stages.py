@@ -73,6 +73,8 @@ def _client(ctx: StageContext, llm: LLMConfig):
 
     if llm.cache_dir is None:
         llm = llm.model_copy(update={"cache_dir": Path(ctx.out_dir) / ".llm-cache"})
+    # Named in the dataset card: which model judged.
+    ctx.info["judge_model"] = f"{llm.backend}:{llm.model}" if llm.model else llm.backend
     return shared_client(llm)
 
 

@@ -756,8 +756,12 @@ def preference_pairs(ctx: StageContext, tables: Tables, cfg: PreferencePairsConf
     rejects = Rejects()
     has_score = pl.col(col).is_not_null() & pl.col(col).cast(pl.Float64).is_not_nan()
     scored = table.filter(has_score)
-    for rid in table.filter(~has_score)["response_id"]:
-        rejects.add("responses", -1, f"response {rid}: no {col} score")
+    # Same source and record id as the judge's own rejection of the row, so the run keeps
+    # one rejection per response: the judge's reason when it rejected it first.
+    unscored = table.with_row_index("_line").filter(~has_score)
+    for line, rid in unscored.select("_line", "response_id").iter_rows():
+        record = json.dumps({"id": rid})
+        rejects.add("table responses", line, f"response {rid}: no {col} score", record)
     if not cfg.higher_is_better:
         scored = scored.with_columns(-pl.col(col))
     pairs = pick_pairs(scored, col, cfg.rule, ctx.seed)
@@ -774,6 +778,11 @@ def preference_pairs(ctx: StageContext, tables: Tables, cfg: PreferencePairsConf
         frame = frame.with_columns(-pl.col("chosen_score"), -pl.col("rejected_score"))
     rejects.flush(ctx)
     ctx.info["pairs"] = frame.height
+    # One string, not numbers: partitions' infos add numbers up (helpsteer.partition).
+    ctx.info["pairing"] = (
+        f"rule {cfg.rule} on `{col}` ({'higher' if cfg.higher_is_better else 'lower'} is "
+        f"better), strength thresholds {cfg.strength_thresholds}, min margin {cfg.min_margin}"
+    )
     ctx.info["strengths"] = {
         str(k): v
         for k, v in frame.group_by("preference_strength")
