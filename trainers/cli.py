@@ -76,7 +76,7 @@ def expo_command(
         expo(init, new, alpha, out)
     except ExpoError as exc:
         _fail(str(exc))
-    typer.echo(f"wrote {out}")
+    typer.echo(str(out))
 
 
 @app.command("tiny-model")
@@ -85,11 +85,22 @@ def tiny_model(
     arch: str = typer.Option("llama", help="llama (decoder) or bert (encoder)."),
     hidden: int = typer.Option(32, min=8, help="Hidden size."),
     layers: int = typer.Option(2, min=1, help="Number of layers."),
+    causal_lm: bool = typer.Option(
+        False,
+        "--causal-lm",
+        help="llama with its LM head (LlamaForCausalLM), e.g. for TRL's DPOTrainer on a "
+        "`dpo` export.",
+    ),
 ) -> None:
-    """Write a tiny random-weight base model with an offline tokenizer (smoke runs, tests)."""
+    """Write a tiny random-weight base model with an offline tokenizer (smoke runs, tests).
+
+    Prints the folder on stdout.
+    """
     from trainers.tiny import build_model
 
     if arch not in ("llama", "bert"):
         _fail(f"--arch must be llama or bert, got {arch!r}")
-    build_model(out, arch=arch, hidden=hidden, layers=layers)
-    typer.echo(f"wrote {out}")
+    if causal_lm and arch != "llama":
+        _fail("--causal-lm needs --arch llama")
+    build_model(out, arch=arch, hidden=hidden, layers=layers, causal_lm=causal_lm)
+    typer.echo(str(out))

@@ -61,10 +61,14 @@ def build_model(
     texts: Iterable[str] | None = None,
     vocab_size: int = 300,
     seed: int = 0,
+    causal_lm: bool = False,
 ) -> Path:
-    """Save a random-weight base model (llama decoder or bert encoder) with its tokenizer."""
+    """Save a random-weight base model (llama decoder or bert encoder) with its tokenizer.
+
+    `causal_lm=True` (llama only) saves `LlamaForCausalLM`, with the LM head that TRL's
+    DPOTrainer needs; reward-model training loads either form, as it does a Hub base."""
     import torch
-    from transformers import AutoModel, BertConfig, LlamaConfig
+    from transformers import AutoModel, AutoModelForCausalLM, BertConfig, LlamaConfig
 
     tok = build_tokenizer(texts, vocab_size)
     common = {"vocab_size": len(tok), "hidden_size": hidden, "num_hidden_layers": layers}
@@ -92,8 +96,10 @@ def build_model(
         )
     else:
         raise ValueError(f"unknown arch {arch!r}: choose llama or bert")
+    if causal_lm and arch != "llama":
+        raise ValueError("a causal-LM head needs arch llama")
     torch.manual_seed(seed)
-    model = AutoModel.from_config(config)
+    model = (AutoModelForCausalLM if causal_lm else AutoModel).from_config(config)
     out = Path(out_dir)
     model.save_pretrained(out, safe_serialization=True)
     tok.save_pretrained(out)
