@@ -40,7 +40,12 @@ class ModelGroup(_Group):
         "from EOS/BOS, else its UNK token, else a new `<|reward_pad|>` token.",
     )
     trust_remote_code: bool = False
-    attn_implementation: str | None = Field(None, description="e.g. 'sdpa', 'eager'.")
+    attn_implementation: str | None = Field(
+        None,
+        description="e.g. 'sdpa', 'eager', 'flash_attention_2'. Default: sdpa for padded "
+        "batches; packed batches use flash_attention_2 on a GPU where flash-attn is "
+        "installed, else 'sdpa_varlen' (SDPA per packed sequence).",
+    )
 
 
 class DataGroup(_Group):
@@ -59,6 +64,12 @@ class DataGroup(_Group):
     )
     padding_side: Literal["left", "right"] = "right"
     group_by_length: bool = Field(True, description="Batch sequences of similar length.")
+    packing: bool = Field(
+        True,
+        description="Padding-free micro-batches: all sequences of a micro-batch in one row "
+        "with per-sequence position_ids (decoder bases; encoders keep padded batches). "
+        "false: pad each micro-batch to its longest sequence.",
+    )
     limit: int | None = Field(None, ge=1, description="Use only the first N rows (smoke runs).")
 
 
@@ -182,6 +193,8 @@ class TrainConfig(_Group):
                 f"optim.batch_size ({self.optim.batch_size}) must be a multiple of "
                 f"optim.micro_batch_size ({self.optim.micro_batch_size})"
             )
+        if self.model.attn_implementation == "sdpa_varlen" and not self.data.packing:
+            raise ValueError("model.attn_implementation 'sdpa_varlen' needs data.packing = true")
         if self.recipe.name == "helpsteer2-preference":
             if not self.recipe.regression_train:
                 raise ValueError("recipe 'helpsteer2-preference' needs recipe.regression_train")

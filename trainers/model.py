@@ -12,6 +12,9 @@ from helpsteer.chat_format import FALLBACK_CHAT_TEMPLATE
 from trainers.config import TrainConfig
 
 NEW_PAD_TOKEN = "<|reward_pad|>"
+# Kernels the trainer switches to after its packing check on CPU (which runs padded SDPA):
+# loading with them would make that check, or the whole model, fail off the GPU.
+PACKED_ONLY_AT_SETUP = ("sdpa_varlen", "flash_attention_2", "flash_attention_3")
 
 
 class ModelError(ValueError):
@@ -73,8 +76,9 @@ def load_model(cfg: TrainConfig, tok, added_pad: bool) -> nn.Module:
         "trust_remote_code": cfg.model.trust_remote_code,
         _dtype_key(): torch.float32,  # master weights stay fp32; bf16 only for compute
     }
-    if cfg.model.attn_implementation:
-        kwargs["attn_implementation"] = cfg.model.attn_implementation
+    attn = cfg.model.attn_implementation
+    if attn and not (cfg.data.packing and attn in PACKED_ONLY_AT_SETUP):
+        kwargs["attn_implementation"] = attn
     try:
         model = AutoModelForSequenceClassification.from_pretrained(cfg.model.name_or_path, **kwargs)
     except (OSError, ValueError) as exc:

@@ -29,6 +29,7 @@ from helpsteer.atomic import atomic_path, write_json, write_text
 from helpsteer.attributes import MISSING_LABEL
 from helpsteer.progress import Reporter
 from trainers import checkpoint as ckpt
+from trainers import packing
 from trainers.config import ConfigError, TrainConfig, load_config
 from trainers.data import (
     DataError,
@@ -215,6 +216,7 @@ class Trainer:
             model = apply_lora(model, cfg)
         if cfg.parallel.activation_checkpointing:
             enable_activation_checkpointing(model)
+        self._plan_packing(model)
         self.hf_config = (model.get_base_model() if cfg.lora.enabled else model).config
         if d.sharded:
             # Shard first: FSDP2 moves only this rank's shards to the mesh's device.
@@ -249,18 +251,75 @@ class Trainer:
             )
         self.lengths = self.train.enc.lengths()
 
+    def _plan_packing(self, model) -> None:
+        """Pack micro-batches when the config asks and the base can; say why not otherwise."""
+        self.pack_attn, self.token_scores = None, None
+        requested = self.cfg.model.attn_implementation
+        if not self.cfg.data.packing:
+            self._no_packing(model, "off (data.packing = false): padded batches")
+            return
+        head = packing.reward_head(model)
+        if head is None:
+            base = model.get_base_model() if hasattr(model, "get_base_model") else model
+            self._no_packing(
+                model,
+                f"off: {type(base).__name__} reads its reward through a pooled first token, "
+                "and transformers' bidirectional masks ignore position_ids, so this encoder "
+                "cannot pack; padded batches",
+            )
+            return
+        attn = packing.kernel_for(requested, self.d.device)
+        scores = packing.TokenScores(head)
+        # Checked on CPU before the move to the device, where flash-attention cannot run;
+        # our kernel takes the same packed inputs through the same attention interface.
+        check = packing.KERNEL if attn in packing.FLASH else attn
+        probe = self._probe_seqs()
+        error = packing.packing_error(model, scores, probe, self.tok.pad_token_id, check)
+        if error > 1e-4:
+            scores.remove()
+            self._no_packing(
+                model,
+                f"off: packed rewards differ from padded ones by {error:.2e} on this base "
+                f"(attention {check}); padded batches",
+            )
+            return
+        packing.set_attention(model, attn)
+        self.pack_attn, self.token_scores = attn, scores
+        self.packing_note = f"on: one flat row per micro-batch, attention {attn}"
+        self.rep.note(f"packing {self.packing_note}")
+
+    def _no_packing(self, model, note: str) -> None:
+        requested = self.cfg.model.attn_implementation
+        if requested in packing.FLASH and self.d.device.type == "cuda":
+            packing.set_attention(model, requested)  # loaded with sdpa for the packing check
+        self.packing_note = note
+        self.rep.note(f"packing {note}")
+
+    def _probe_seqs(self) -> list[list[int]]:
+        """A few short training sequences of different lengths for the packing check."""
+        ids = self.train.enc.ids[:4]
+        return [s[: max(2, 24 - 5 * i)] for i, s in enumerate(ids)]
+
     # model calls
 
+    def _autocast(self):
+        if self.autocast:
+            return torch.autocast("cuda", dtype=torch.bfloat16)
+        return contextlib.nullcontext()
+
     def _scores(self, seqs: list[list[int]]) -> tuple[torch.Tensor, int, int]:
+        """Rewards [sequences, outputs], real tokens and tokens computed (padding included)."""
+        if self.pack_attn:
+            packed = packing.pack(seqs, self.d.device)
+            with self._autocast():
+                logits = packing.packed_scores(
+                    self.model, self.token_scores, packed, self.pack_attn
+                )
+            return logits.float(), packed.bounds[-1], packed.bounds[-1]
         ids, mask = pad_batch(seqs, self.tok.pad_token_id, self.cfg.data.padding_side)
         ids_t = torch.tensor(ids, device=self.d.device)
         mask_t = torch.tensor(mask, device=self.d.device)
-        ctx = (
-            torch.autocast("cuda", dtype=torch.bfloat16)
-            if self.autocast
-            else contextlib.nullcontext()
-        )
-        with ctx:
+        with self._autocast():
             logits = self.model(input_ids=ids_t, attention_mask=mask_t).logits
         real = int(mask_t.sum())
         return logits.float(), real, ids_t.numel()
@@ -452,6 +511,7 @@ class Trainer:
             "stopped": stopped,
             "resumed_from": self.resumed_from,
             "tokens": self.tokens,
+            "packing": self.packing_note,
             "padded_fraction": self.padded / max(self.tokens + self.padded, 1),
             "tokens_per_s": self.tokens / max(elapsed, 1e-9),
             "train_seconds": elapsed,
@@ -556,6 +616,7 @@ def render_report(cfg: TrainConfig, counts: dict, summary: dict) -> str:
         *(f"- {k.replace('_', ' ')}: {v}" for k, v in counts.items()),
         f"- tokens/s: {summary['tokens_per_s']:.1f}, padded fraction "
         f"{summary['padded_fraction']:.3f}",
+        f"- packing: {summary['packing']}",
     ]
     if summary.get("valid"):
         lines += ["", "## Validation", ""]
@@ -665,6 +726,7 @@ def print_summary(cfg: TrainConfig, summary: dict) -> None:
     table.add_row("steps", str(summary["step"]))
     table.add_row("tokens/s", f"{summary['tokens_per_s']:,.0f}")
     table.add_row("padded fraction", f"{summary['padded_fraction']:.3f}")
+    table.add_row("packing", summary["packing"])
     for key, value in (summary.get("counts") or {}).items():
         table.add_row(key.replace("_", " "), str(value))
     for key, value in (summary.get("valid") or {}).items():

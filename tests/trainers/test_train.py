@@ -75,6 +75,7 @@ def test_reward_is_read_at_the_last_real_token_for_both_padding_sides(
     tiny_llama, bt_file, tmp_path
 ):
     raw = make_config(tiny_llama, bt_file, tmp_path / "r", optim={"max_steps": 1})
+    raw["data"]["packing"] = False  # the padded path (packed: tests/trainers/test_packing.py)
     trainer, _ = _run(raw)
     seqs = trainer._seqs(trainer.valid, list(range(len(trainer.valid.samples.samples))))
     right = trainer._scores(seqs)[0]

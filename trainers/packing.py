@@ -1,0 +1,209 @@
+"""Padding-free micro-batches: every sequence of a micro-batch in one flat row.
+
+Chosen and rejected sequences (or the regression sequences) are laid end to end in one
+row of shape [1, total tokens] with `position_ids` restarting at 0 for each sequence, so
+no token is padding. Attention must never cross from one sequence into another; three
+kernels keep it inside:
+
+- `sdpa_varlen` (ours, the default wherever flash-attention is absent): PyTorch SDPA run
+  once per sequence with `is_causal=True`, registered in transformers' AttentionInterface.
+  The work is the sum of each sequence's own causal attention.
+- `flash_attention_2` / `_3` (GPU, when installed): transformers' variable-length
+  flash-attention path, fed the cumulative sequence lengths.
+- `sdpa` / `eager` set explicitly in `model.attn_implementation`: transformers finds the
+  sequences from `position_ids` (`masking_utils.find_packed_sequence_indices`) and builds a
+  block-diagonal causal mask. Exact, but the mask covers the whole row, so its attention
+  costs (total tokens)^2: measured about 6x slower than padding on CPU, hence not the
+  default.
+
+The reward of each sequence is read at its own last token: a forward hook keeps the
+head's per-token output (the HF head itself pools one token per row).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+
+KERNEL = "sdpa_varlen"
+FLASH = ("flash_attention_2", "flash_attention_3")
+
+
+def _sdpa_varlen(module, query, key, value, attention_mask, dropout=0.0, scaling=None, **kw):
+    """Attention per packed sequence; query/key/value are [1, heads, tokens, head_dim]."""
+    bounds = kw.get("packed_bounds")
+    if bounds is None:
+        raise RuntimeError(
+            f"{KERNEL} needs packed inputs (packed_bounds); use sdpa for padded batches"
+        )
+    gqa = query.shape[1] != key.shape[1]
+    p = dropout if module.training else 0.0
+    window = kw.get("sliding_window")
+    outs = []
+    for start, end in zip(bounds, bounds[1:], strict=False):
+        q, k, v = query[:, :, start:end], key[:, :, start:end], value[:, :, start:end]
+        mask = _band(end - start, window, query.device)
+        causal = mask is None
+        out = F.scaled_dot_product_attention(
+            q, k, v, attn_mask=mask, is_causal=causal, dropout_p=p, scale=scaling, enable_gqa=gqa
+        )
+        outs.append(out)
+    return torch.cat(outs, dim=2).transpose(1, 2).contiguous(), None
+
+
+def _band(n: int, window: int | None, device) -> torch.Tensor | None:
+    """A sliding-window causal mask, only when the window is shorter than the sequence."""
+    if window is None or n <= window:
+        return None
+    i = torch.arange(n, device=device)
+    distance = i[:, None] - i[None, :]
+    return (distance >= 0) & (distance < window)
+
+
+def register_kernel() -> None:
+    """Make `sdpa_varlen` a transformers attention implementation (idempotent)."""
+    from transformers import AttentionInterface
+    from transformers.masking_utils import AttentionMaskInterface
+
+    AttentionInterface.register(KERNEL, _sdpa_varlen)
+    # The kernel finds the sequences from packed_bounds: no mask is built for it.
+    AttentionMaskInterface.register(KERNEL, lambda *args, **kwargs: None)
+
+
+@dataclass
+class Packed:
+    input_ids: torch.Tensor
+    """[1, total tokens]"""
+    position_ids: torch.Tensor
+    """[1, total tokens], restarting at 0 for each sequence"""
+    bounds: list[int]
+    """start of each sequence, then the total: sequence i is bounds[i]:bounds[i + 1]"""
+
+    @property
+    def last_tokens(self) -> torch.Tensor:
+        return torch.tensor(self.bounds[1:], device=self.input_ids.device) - 1
+
+    def model_kwargs(self, attn: str) -> dict:
+        """The forward's keyword arguments for an attention implementation."""
+        kwargs = {
+            "input_ids": self.input_ids,
+            "position_ids": self.position_ids,
+            "use_cache": False,  # a cache turns transformers' packed-sequence detection off
+        }
+        if attn == KERNEL:
+            kwargs["packed_bounds"] = self.bounds
+        elif attn in FLASH:
+            cu = torch.tensor(self.bounds, dtype=torch.int32, device=self.input_ids.device)
+            longest = max(b - a for a, b in zip(self.bounds, self.bounds[1:], strict=False))
+            kwargs.update(
+                cu_seq_lens_q=cu, cu_seq_lens_k=cu, max_length_q=longest, max_length_k=longest
+            )
+        return kwargs
+
+
+def pack(seqs: Sequence[Sequence[int]], device) -> Packed:
+    """One flat row holding every sequence, with per-sequence positions."""
+    bounds = [0]
+    for s in seqs:
+        bounds.append(bounds[-1] + len(s))
+    ids = torch.tensor([t for s in seqs for t in s], device=device)
+    positions = torch.tensor([p for s in seqs for p in range(len(s))], device=device)
+    return Packed(ids[None], positions[None], bounds)
+
+
+class TokenScores:
+    """Keeps the reward head's per-token output of the latest forward (a forward hook)."""
+
+    def __init__(self, head: torch.nn.Module):
+        self.output: torch.Tensor | None = None
+        self._handle = head.register_forward_hook(self._keep)
+
+    def _keep(self, module, inputs, output) -> None:
+        self.output = output
+
+    def take(self) -> torch.Tensor:
+        out, self.output = self.output, None
+        if out is None:
+            raise RuntimeError("the reward head did not run in the last forward")
+        return out
+
+    def remove(self) -> None:
+        self._handle.remove()
+
+
+def packed_scores(model, head: TokenScores, packed: Packed, attn: str) -> torch.Tensor:
+    """Rewards [sequences, outputs], each read at its sequence's last token."""
+    pooled = model(**packed.model_kwargs(attn)).logits
+    rewards = head.take()[0, packed.last_tokens]
+    # FSDP2 unshards the root's parameters (final norm, head) for backward from a hook on
+    # the root's output; the rewards bypass that output, so tie it into the graph (+ 0).
+    return rewards + 0 * pooled.sum()
+
+
+def reward_head(model) -> torch.nn.Module | None:
+    """The per-token reward head of a decoder classifier (`score`), or None.
+
+    Decoder classifiers (Llama, Mistral, Qwen, Gemma, GPT-2, ...) apply `score` to every
+    token and pick the last real one, so reading the head's output at each packed
+    sequence's end is the same reward. Encoders pool [CLS] through their own pooler
+    (`classifier`), and transformers' bidirectional masks ignore position_ids: no packing.
+    """
+    base = model.get_base_model() if hasattr(model, "get_base_model") else model
+    if getattr(base.config, "is_encoder_decoder", False):
+        return None
+    head = getattr(base, "score", None)
+    return head if isinstance(head, torch.nn.Module) else None
+
+
+def kernel_for(requested: str | None, device: torch.device) -> str:
+    """The attention implementation packed batches run with."""
+    if requested:
+        return requested
+    if device.type == "cuda" and _flash_installed():
+        return "flash_attention_2"
+    return KERNEL
+
+
+def set_attention(model, name: str) -> None:
+    if name == KERNEL:
+        register_kernel()
+    base = model.get_base_model() if hasattr(model, "get_base_model") else model
+    base.set_attn_implementation(name)
+
+
+def attention_of(model) -> str:
+    base = model.get_base_model() if hasattr(model, "get_base_model") else model
+    return base.config._attn_implementation
+
+
+@torch.no_grad()
+def packing_error(model, head: TokenScores, seqs: list[list[int]], pad_id: int, attn: str) -> float:
+    """Largest gap between packed and padded rewards for `seqs`, relative to their size.
+
+    Run once before training on the real model: a base whose attention ignores the packed
+    sequences (one that bypasses transformers' attention interface) shows a large gap.
+    """
+    reference = attention_of(model)
+    was_training = model.training
+    model.eval()
+    try:
+        width = max(len(s) for s in seqs)
+        ids = torch.tensor([s + [pad_id] * (width - len(s)) for s in seqs])
+        mask = torch.tensor([[1] * len(s) + [0] * (width - len(s)) for s in seqs])
+        padded = model(input_ids=ids, attention_mask=mask, use_cache=False).logits.float()
+        head.take()
+        set_attention(model, attn)
+        packed = packed_scores(model, head, pack(seqs, ids.device), attn).float()
+    finally:
+        set_attention(model, reference)
+        model.train(was_training)
+    return float((packed - padded).abs().max() / (1 + padded.abs().max()))
+
+
+def _flash_installed() -> bool:
+    import importlib.util
+
+    return importlib.util.find_spec("flash_attn") is not None
