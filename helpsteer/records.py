@@ -208,11 +208,26 @@ def _looks_raw(columns: list[str]) -> bool:
     )
 
 
+_ALIASES = {
+    "score": ("overall_preference", "preference_strength"),
+    "overall_preference": ("preference_strength", "score"),
+    "preference_strength": ("overall_preference", "score"),
+    "response1": ("response_1",),
+    "response2": ("response_2",),
+    "response_1": ("response1",),
+    "response_2": ("response2",),
+    "reasoning": ("justification",),
+}
+"""The same field under its other vocabulary's name (HelpSteer2 <-> HelpSteer3, raw <->
+aggregated), which spelling distance does not find."""
+
+
 def _missing_message(kind: Kind, missing: list[str], columns: list[str]) -> str:
     present = [c for c in columns if not c.startswith("_")]
     hints = []
     for name in missing:
-        close = difflib.get_close_matches(name, present, n=1, cutoff=0.6)
+        aliases = [a for a in _ALIASES.get(name, ()) if a in present]
+        close = aliases or difflib.get_close_matches(name, present, n=1, cutoff=0.6)
         hints.append(f"'{name}'" + (f" (found '{close[0]}': misnamed?)" if close else ""))
     return (
         f"read as {kind.value}: missing column(s) {', '.join(hints)}; "
