@@ -10,7 +10,7 @@ from pathlib import Path
 
 import polars as pl
 
-from helpsteer.testing import raw_preferences, raw_ratings
+from helpsteer.testing import raw_hs3_preferences, raw_preferences, raw_ratings
 
 HERE = Path(__file__).parent / "data"
 MULTI_TURN = (
@@ -59,6 +59,33 @@ def main() -> None:
         )
     )
     (HERE / "raw_preferences.jsonl").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    write_hs3()
+
+
+def write_hs3() -> None:
+    """HelpSteer3-style raw preferences: 3-5 annotators per pair, each with a score and
+    reasoning, across the four domains; plus two rows the build must reject."""
+    three = raw_hs3_preferences(48, 3, seed=9, n_annotators=20, noise=0.7)
+    # a quarter of the pairs get two more annotators, as HelpSteer3 does for disagreements
+    five = raw_hs3_preferences(48, 5, seed=9, n_annotators=20, noise=0.7)
+    extra = five.filter(pl.int_range(pl.len()) % 5 >= 3).filter(
+        pl.col("pair_id").str.extract(r"(\d+)$").cast(pl.Int64) % 4 == 1
+    )
+    extra = extra.join(
+        three.select("pair_id", "annotator_id"), on=["pair_id", "annotator_id"], how="anti"
+    )
+    frame = pl.concat([three, extra]).sort(
+        pl.col("pair_id").str.extract(r"(\d+)$").cast(pl.Int64), maintain_order=True
+    )
+    lines = _lines(frame)
+    first = json.loads(lines[0])
+    lines.append(json.dumps(dict(first, annotator_id="annotator-97", score=5)))
+    lines.append(
+        json.dumps(
+            dict(first, annotator_id="annotator-96", context=[{"role": "bot", "content": "hi"}])
+        )
+    )
+    (HERE / "hs3_raw_preferences.jsonl").write_text("\n".join(lines) + "\n", encoding="utf-8")
 
 
 if __name__ == "__main__":

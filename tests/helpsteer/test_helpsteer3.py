@@ -5,6 +5,7 @@ Hub layout; `datasets` reads it the way it reads the Hub.
 """
 
 import json
+from pathlib import Path
 
 import datasets
 import polars as pl
@@ -283,3 +284,20 @@ def test_a_file_that_matches_no_layout_is_reported_with_its_name(tmp_path):
     rejected = [json.loads(line) for line in (out / "rejected.jsonl").read_text().splitlines()]
     assert rejected[0]["source"] == str(path)
     assert "read as hs3_preference: missing column(s) 'response2'" in rejected[0]["reason"]
+
+
+def test_the_offline_example_builds_helpsteer3_exports(tmp_path):
+    example = Path(__file__).parents[2] / "examples" / "build_helpsteer3.toml"
+    out = tmp_path / "out"
+    result = _build(example, "--set", f"out={out}")
+    assert result.exit_code == 0, result.output
+    for fmt in ("hs3_preference", "hs3_bt", "hs3_dpo"):
+        assert (out / fmt / "train.parquet").exists(), fmt
+    pairs = pl.read_parquet(out / "hs3_preference" / "*.parquet")
+    assert pairs["individual_preference"].list.len().unique().to_list() == [3]
+    assert set(pairs["domain"]) == {"general", "stem", "code", "multilingual"}
+    rejected = [json.loads(x) for x in (out / "rejected.jsonl").read_text().splitlines()]
+    assert sorted(r["line"] for r in rejected) == [169, 170]
+    manifest = json.loads((out / "manifest.json").read_text())
+    aggregate = next(s for s in manifest["stages"] if s["name"] == "aggregate")
+    assert aggregate["info"]["hs3_preference"]["agreement_after"]["score"]["units"] > 0
