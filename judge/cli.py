@@ -31,13 +31,20 @@ def compare(
         typer.Option("--set", help="Override a key: data.limit=50, judges.NAME.policy=tie."),
     ] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars.")] = False,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Print report.json on stdout instead of the paths.")
+    ] = False,
 ) -> None:
     """Run several judges over a labelled preference set and compare them.
 
     Reports accuracy against the labels (overall and by category), position consistency,
     tie rate, agreement between judges, and cost and time per judgment. Writes report.md,
-    report.json, accuracy.png, predictions.parquet and manifest.json into the output folder.
+    report.json, accuracy.png, predictions.parquet, predictions.jsonl (scores as numbers) and
+    manifest.json into the output folder, and prints their paths on stdout. The data may be
+    any labelled set, or our own `bt` / `dpo` exports (data.format = "bt" or "dpo").
     """
+    import json
+
     from rich.table import Table
 
     from helpsteer.progress import Reporter
@@ -58,9 +65,14 @@ def compare(
     except KeyboardInterrupt:
         reporter.console.print("[yellow]interrupted[/yellow]: re-run to reuse cached LLM calls")
         raise typer.Exit(130) from None
+    if as_json:
+        typer.echo(json.dumps(document, indent=2))
+    else:
+        for path in sorted(p for p in Path(cfg.out).iterdir() if p.is_file()):
+            typer.echo(str(path))
     if quiet:
         return
-    table = Table(title=f"{document['data']['pairs']} pairs -> {cfg.out}")
+    table = Table(title=f"{document['data']['pairs']} pairs")
     for column in ("judge", "accuracy", "consistency", "tie rate", "s/judgment"):
         table.add_column(column)
     for m in document["judges"]:

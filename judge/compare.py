@@ -39,7 +39,11 @@ PREDICTIONS_SCHEMA = {
     "prediction": pl.String,
     "consistent": pl.Boolean,
     "detail": pl.String,
+    "score_a": pl.Float64,
+    "score_b": pl.Float64,
 }
+"""`score_a`/`score_b`: the scores a scoring judge (reward model, single rating, GenRM)
+gave each response, as numbers; null for verdict-only judges."""
 
 
 # ------------------------------------------------------------------ configuration
@@ -106,7 +110,9 @@ JudgeSpec = Annotated[
 
 class DataSpec(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    format: Literal["helpsteer2_preference", "reward_bench", "alpaca_eval", "hh_rlhf", "pairs"]
+    format: Literal[
+        "helpsteer2_preference", "reward_bench", "alpaca_eval", "hh_rlhf", "pairs", "bt", "dpo"
+    ]
     path: str
     limit: int | None = Field(None, ge=1, description="Seeded sample of at most this many.")
     categories: list[str] | None = Field(None, description="Keep only these categories.")
@@ -275,6 +281,8 @@ def run_llm_single(spec: LLMSingleSpec, pairs: pl.DataFrame, cache: Path, report
                 "consistent": None,
                 "detail": f"A {a.score if a.score is not None else a.reason}; "
                 f"B {b.score if b.score is not None else b.reason}",
+                "score_a": a.score,
+                "score_b": b.score,
             }
         )
     _account(run, usage.stop())
@@ -308,10 +316,17 @@ def run_genrm(spec: GenRMSpec, pairs: pl.DataFrame, cache: Path, reporter) -> Ju
                 "consistent": result.consistent,
                 "detail": f"orders {'/'.join(result.orders)}; scores {scores}; "
                 f"ranking {v.ranking}; votes {v.votes}; {v.reason}",
+                **_pair_scores(v.scores),
             }
         )
     _account(run, usage.stop())
     return run
+
+
+def _pair_scores(scores) -> dict[str, float | None]:
+    if scores is None or len(scores) != 2:
+        return {"score_a": None, "score_b": None}
+    return {"score_a": float(scores[0]), "score_b": float(scores[1])}
 
 
 def _from_scores(a: float | None, b: float | None) -> str | None:
@@ -383,6 +398,8 @@ def _score_run(spec, pairs: pl.DataFrame, scores, seconds: float) -> JudgeRun:
                 "prediction": _from_scores(a, b),
                 "consistent": None,
                 "detail": f"A {a:.4f}; B {b:.4f}",
+                "score_a": a,
+                "score_b": b,
             }
         )
     run.seconds = seconds
@@ -446,9 +463,10 @@ def load_config(path: Path, overrides: Sequence[str] = ()) -> CompareConfig:
     try:
         return CompareConfig.model_validate(raw)
     except ValidationError as exc:
-        first = exc.errors()[0]
-        where = ".".join(str(p) for p in first["loc"])
-        raise CompareError(f"{path}: {where}: {first['msg']}") from None
+        from helpsteer.overrides import validation_lines
+
+        # the first problem only, with a did-you-mean for a mistyped key
+        raise CompareError(f"{path}: {validation_lines(exc, CompareConfig)[0].strip()}") from None
 
 
 def _override(raw: dict, item: str) -> None:
@@ -638,6 +656,8 @@ def write_report(out: Path, document: dict, pred: pl.DataFrame, pairs, rejected)
     table = pred.join(pairs.select("pair_id", "label", "category"), on="pair_id", how="left")
     with atomic_path(out / "predictions.parquet") as tmp:
         table.write_parquet(tmp)
+    with atomic_path(out / "predictions.jsonl") as tmp:
+        table.write_ndjson(tmp)  # scores stay numbers (score_a, score_b), unrounded
     write_json(out / "report.json", document)
     write_text(out / "report.md", markdown_report(document))
     plot(document, out / "accuracy.png")

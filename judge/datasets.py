@@ -23,6 +23,11 @@ Formats:
   `<folder>/<model>/annotations.json(.gz)` for every model in it.
 - `hh_rlhf`: `chosen`, `rejected` full transcripts ("\\n\\nHuman: ...\\n\\nAssistant: ...");
   the shared turns become the prompt and the last assistant turns the two responses.
+- `bt`, `dpo`: our own exports (`hs build-dataset` formats `bt`/`bt_margin` and `dpo`):
+  `bt` has `chosen`/`rejected` conversations that share the prompt turns; `dpo` has
+  `prompt`, `chosen`, `rejected` as messages (or as plain strings, TRL's standard form).
+  PATH is a file, an export folder (`OUT/bt`, every split in it), or the build's `OUT`;
+  the category is the split.
 """
 
 from __future__ import annotations
@@ -50,7 +55,7 @@ PAIRS_SCHEMA = {
     "label": pl.String,
     "category": pl.String,
 }
-FORMATS = ("helpsteer2_preference", "reward_bench", "alpaca_eval", "hh_rlhf", "pairs")
+FORMATS = ("helpsteer2_preference", "reward_bench", "alpaca_eval", "hh_rlhf", "pairs", "bt", "dpo")
 
 
 class DatasetError(ValueError):
@@ -329,12 +334,84 @@ def load_pairs(path: str | Path, seed: int = 0) -> LabelledPairs:
     return builder.result()
 
 
+def export_files(path: str | Path, name: str) -> list[Path]:
+    """The split files of one of our exports: PATH itself, the Parquet files in the folder
+    PATH, or those in PATH/NAME (the build's output folder)."""
+    path = Path(path)
+    if path.is_file():
+        return [path]
+    for folder in (path / name, path):
+        if files := sorted(folder.glob("*.parquet")):
+            return files
+    raise DatasetError(f"{path}: no {name} export here (expected {name}/*.parquet or a file)")
+
+
+def _as_messages(value: Any, role: str) -> list[Message] | None:
+    """Messages from a list of {role, content}, or one `role` turn from a plain string."""
+    if isinstance(value, str):
+        return [{"role": role, "content": value}]
+    if not isinstance(value, list) or not value:
+        return None
+    if not all(isinstance(m, dict) and {"role", "content"} <= set(m) for m in value):
+        return None
+    return [{"role": str(m["role"]), "content": str(m["content"])} for m in value]
+
+
+def _export_pairs(path: str | Path, name: str, seed: int, read_pair) -> LabelledPairs:
+    builder = _Builder(seed)
+    for file in export_files(path, name):
+        split = file.name.split(".")[0]
+        for line, record in read_records(file):
+            if isinstance(record, Exception) or not isinstance(record, dict):
+                builder.reject(str(file), line, str(record) or "expected a JSON object")
+                continue
+            pair = read_pair(record)
+            if isinstance(pair, str):
+                builder.reject(str(file), line, pair)
+                continue
+            prompt, chosen, rejected = pair
+            pair_id = str(record.get("pair_id") or f"{name}-{split}-{line}")
+            builder.add(pair_id, prompt, chosen, rejected, split)
+    return builder.result()
+
+
+def _bt_pair(record: dict) -> tuple[list[Message], str, str] | str:
+    chosen = _as_messages(record.get("chosen"), "assistant")
+    rejected = _as_messages(record.get("rejected"), "assistant")
+    if chosen is None or rejected is None:
+        return "chosen/rejected: expected conversations (lists of {role, content})"
+    if chosen[-1]["role"] != "assistant" or rejected[-1]["role"] != "assistant":
+        return "chosen/rejected: a conversation does not end with an assistant turn"
+    if chosen[:-1] != rejected[:-1]:
+        return "chosen and rejected differ before their last turn"
+    return chosen[:-1], chosen[-1]["content"], rejected[-1]["content"]
+
+
+def _dpo_pair(record: dict) -> tuple[list[Message], str, str] | str:
+    prompt = _as_messages(record.get("prompt"), "user")
+    chosen = _as_messages(record.get("chosen"), "assistant")
+    rejected = _as_messages(record.get("rejected"), "assistant")
+    if prompt is None or chosen is None or rejected is None:
+        return "prompt/chosen/rejected: expected messages or strings"
+    return prompt, chosen[-1]["content"], rejected[-1]["content"]
+
+
+def load_bt(path: str | Path, seed: int = 0) -> LabelledPairs:
+    return _export_pairs(path, "bt", seed, _bt_pair)
+
+
+def load_dpo(path: str | Path, seed: int = 0) -> LabelledPairs:
+    return _export_pairs(path, "dpo", seed, _dpo_pair)
+
+
 LOADERS: dict[str, Callable[..., LabelledPairs]] = {
     "helpsteer2_preference": load_helpsteer2_preference,
     "reward_bench": load_reward_bench,
     "alpaca_eval": load_alpaca_eval,
     "hh_rlhf": load_hh_rlhf,
     "pairs": load_pairs,
+    "bt": load_bt,
+    "dpo": load_dpo,
 }
 
 
