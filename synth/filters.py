@@ -1,17 +1,25 @@
-"""Quality filters: exact and near-duplicate removal (MinHash + LSH on numpy/hashlib),
-refusal phrases, and a stop-word language heuristic."""
+"""Quality filters: exact and near-duplicate removal, refusal phrases, language identification.
+
+Near duplicates use rensa's MinHash (`RMinHash`) and LSH index (`RMinHashLSH`), a maintained
+Rust implementation, instead of our own numpy/hashlib MinHash. On 2,000 AlpacaEval responses
+(about 1,000 characters each, 5-character shingles, 128 permutations) signing took 0.055 s
+with rensa, 1.9 s with datasketch's `MinHash.bulk` and 5.1 s with our old code (2-core shared
+machine, load average about 5), so rensa is the library; its Jaccard estimates are unbiased
+within MinHash's usual error (about 0.03 at 128 permutations; see tests/synth/test_filter.py).
+
+Language identification is `helpsteer.constraints.identify_language` (py3langid, a model
+shipped in its wheel), shared with the response-language constraint; see there for why.
+"""
 
 from __future__ import annotations
 
-import hashlib
 import re
-from collections import defaultdict
+from collections.abc import Hashable
 
-import numpy as np
+from rensa import RMinHash, RMinHashLSH
 
-from helpsteer.constraints import guess_language
+from helpsteer.constraints import identify_language
 
-_PRIME = (1 << 31) - 1
 _SPACE = re.compile(r"\s+")
 _PUNCT = re.compile(r"[^\w\s]")
 
@@ -45,54 +53,40 @@ def normalise(text: str) -> str:
 
 
 def shingles(text: str, size: int) -> set[str]:
+    """Character shingles of the normalised text (the whole text when it is shorter)."""
     norm = normalise(text)
     if len(norm) <= size:
         return {norm}
     return {norm[i : i + size] for i in range(len(norm) - size + 1)}
 
 
-def _hash32(items: set[str]) -> np.ndarray:
-    return np.fromiter(
-        (
-            int.from_bytes(hashlib.blake2b(s.encode(), digest_size=4).digest(), "little") % _PRIME
-            for s in items
-        ),
-        dtype=np.uint64,
-        count=len(items),
-    )
+def minhash(text: str, num_perm: int = 128, shingle: int = 5, seed: int = 0) -> RMinHash:
+    """The MinHash of `text`'s character shingles."""
+    signature = RMinHash(num_perm=num_perm, seed=seed)
+    signature.update(list(shingles(text, shingle)))
+    return signature
 
 
-class MinHasher:
-    """MinHash signatures with `num_perm` hash functions (a*x + b mod 2^31-1)."""
-
-    def __init__(self, num_perm: int = 128, shingle: int = 5, seed: int = 0):
-        rng = np.random.default_rng(seed)
-        self.a = rng.integers(1, _PRIME, size=num_perm, dtype=np.uint64)
-        self.b = rng.integers(0, _PRIME, size=num_perm, dtype=np.uint64)
-        self.shingle = shingle
-
-    def signature(self, text: str) -> np.ndarray:
-        x = _hash32(shingles(text, self.shingle))
-        # a, x < 2^31 so a*x + b < 2^63: no uint64 overflow
-        return ((np.outer(x, self.a) + self.b) % _PRIME).min(axis=0)
+def candidate_probability(similarity: float, bands: int, rows: int) -> float:
+    """Chance that two texts with this Jaccard share at least one LSH bucket."""
+    return 1 - (1 - similarity**rows) ** bands
 
 
-def lsh_bands(num_perm: int, threshold: float) -> tuple[int, int]:
-    """(bands, rows) with bands*rows <= num_perm whose S-curve midpoint (1/b)^(1/r) is
-    closest to `threshold`."""
-    best = (1, num_perm)
-    best_gap = float("inf")
-    for rows in range(1, num_perm + 1):
-        bands = num_perm // rows
-        gap = abs((1 / bands) ** (1 / rows) - threshold)
-        if gap < best_gap:
-            best, best_gap = (bands, rows), gap
-    return best
+def lsh_bands(num_perm: int, threshold: float, recall: float = 0.99) -> tuple[int, int]:
+    """(bands, rows) with bands * rows == num_perm (rensa's LSH needs a divisor): the most
+    rows per band, so the fewest false candidates, that still makes a pair at `threshold`
+    a candidate with probability >= `recall`. Candidates are verified afterwards, so a
+    lower S-curve only costs comparisons, while a higher one would miss duplicates."""
+    divisors = [r for r in range(1, num_perm + 1) if num_perm % r == 0]
+    for rows in reversed(divisors):
+        if candidate_probability(threshold, num_perm // rows, rows) >= recall:
+            return num_perm // rows, rows
+    return num_perm, 1
 
 
 def near_duplicates(
     texts: list[str],
-    groups: list[object] | None = None,
+    groups: list[Hashable] | None = None,
     threshold: float = 0.8,
     num_perm: int = 128,
     shingle: int = 5,
@@ -101,29 +95,34 @@ def near_duplicates(
     """{index: (index of the earlier kept text it duplicates, estimated Jaccard)} for every
     text whose shingle Jaccard with an earlier kept text (in the same group) is estimated
     at or above `threshold`. Candidates come from LSH buckets; each is then verified."""
-    hasher = MinHasher(num_perm, shingle, seed)
-    bands, rows = lsh_bands(num_perm, threshold)
-    buckets: dict[tuple, list[int]] = defaultdict(list)
-    signatures: list[np.ndarray] = []
+    bands, _ = lsh_bands(num_perm, threshold)
+    indexes: dict[Hashable, RMinHashLSH] = {}
+    kept: dict[int, RMinHash] = {}
     dropped: dict[int, tuple[int, float]] = {}
     for i, text in enumerate(texts):
-        sig = hasher.signature(text)
-        signatures.append(sig)
+        signature = minhash(text, num_perm, shingle, seed)
         group = groups[i] if groups is not None else None
-        keys = [(group, b, sig[b * rows : (b + 1) * rows].tobytes()) for b in range(bands)]
-        match = _best_match(sig, {j for k in keys for j in buckets.get(k, ())}, signatures)
+        index = indexes.get(group)
+        if index is None:
+            index = indexes[group] = RMinHashLSH(
+                threshold=threshold, num_perm=num_perm, num_bands=bands
+            )
+        match = _best_match(signature, index.query(signature), kept)
         if match is not None and match[1] >= threshold:
             dropped[i] = match
             continue
-        for key in keys:
-            buckets[key].append(i)
+        index.insert(i, signature)
+        kept[i] = signature
     return dropped
 
 
-def _best_match(sig, candidates, signatures) -> tuple[int, float] | None:
+def _best_match(
+    signature: RMinHash, candidates: list[int], kept: dict[int, RMinHash]
+) -> tuple[int, float] | None:
+    """The candidate with the highest estimated Jaccard (the earliest on ties)."""
     best = None
     for j in sorted(candidates):
-        score = float(np.mean(signatures[j] == sig))
+        score = signature.jaccard(kept[j])
         if best is None or score > best[1]:
             best = (j, score)
     return best
@@ -135,8 +134,15 @@ def refusal_phrase(text: str, phrases: list[str]) -> str | None:
     return next((p for p in phrases if p in head), None)
 
 
-def other_language(text: str, expected: str) -> str | None:
-    """The language a stop-word vote assigns to `text` when it is not `expected`; None when
-    it agrees or too few stop words occur to tell (a heuristic, not a language identifier)."""
-    guess, _ = guess_language(text)
-    return guess if guess is not None and guess != expected else None
+def other_language(
+    text: str, expected: str, min_confidence: float = 0.9, min_letters: int = 20
+) -> tuple[str, float] | None:
+    """(language, confidence) when py3langid is confident that `text` is in another
+    language than `expected`; None when it agrees, is unsure, or there are too few letters
+    to tell (short or code-only rows are kept, as a person would keep them)."""
+    if sum(c.isalpha() for c in text[:1000]) < min_letters:
+        return None
+    language, confidence = identify_language(text)
+    if language == expected or confidence < min_confidence:
+        return None
+    return language, confidence

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import polars as pl
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from helpsteer import constraints as cons
 from helpsteer.conversation import Message, flat_to_messages
@@ -817,10 +817,17 @@ class FilterConfig(StageConfig):
     max_chars: int | None = Field(None, ge=1)
     refusal: bool | None = Field(None, description="Drop refusals; default on for responses.")
     refusal_phrases: list[str] | None = Field(None, description="Replace the built-in phrases.")
-    stopword_language: str | None = Field(
+    language: str | None = Field(
         "en",
-        description="Drop rows that a stop-word vote (not a language identifier) assigns to "
-        "another language; rows with too few stop words are kept. None: off.",
+        validation_alias=AliasChoices("language", "stopword_language"),
+        description="Drop rows that py3langid confidently identifies as another language "
+        "(ISO 639-1 code; `stopword_language` is the old name). None: off.",
+    )
+    language_min_confidence: float = Field(
+        0.9, ge=0, le=1, description="Drop only when py3langid's probability is at least this."
+    )
+    language_min_letters: int = Field(
+        20, ge=0, description="Rows with fewer letters are not judged (too short to tell)."
     )
 
 
@@ -837,6 +844,18 @@ def _length_reason(text: str, cfg: FilterConfig) -> str | None:
     return None
 
 
+def _language_reason(text: str, cfg: FilterConfig) -> str | None:
+    from synth.filters import other_language
+
+    found = other_language(
+        text, cfg.language, cfg.language_min_confidence, cfg.language_min_letters
+    )
+    if found is None:
+        return None
+    language, probability = found
+    return f"language: py3langid says {language!r} (p={probability:.2f}), expected {cfg.language!r}"
+
+
 def filter_reasons(texts: list[str], groups: list | None, cfg: FilterConfig, is_responses: bool):
     """One reason per row (None = kept), checks in order: length, refusal, language,
     exact duplicate, near duplicate (dedupe only among rows that passed the others)."""
@@ -844,7 +863,6 @@ def filter_reasons(texts: list[str], groups: list | None, cfg: FilterConfig, is_
         REFUSAL_PHRASES,
         near_duplicates,
         normalise,
-        other_language,
         refusal_phrase,
     )
 
@@ -855,13 +873,8 @@ def filter_reasons(texts: list[str], groups: list | None, cfg: FilterConfig, is_
         reason = _length_reason(text, cfg)
         if reason is None and check_refusal and (found := refusal_phrase(text, phrases)):
             reason = f"refusal: contains {found!r}"
-        if reason is None and cfg.stopword_language:
-            lang = other_language(text, cfg.stopword_language)
-            if lang:
-                expected = cfg.stopword_language
-                reason = (
-                    f"language (stop-word heuristic): looks like {lang!r}, expected {expected!r}"
-                )
+        if reason is None and cfg.language:
+            reason = _language_reason(text, cfg)
         reasons.append(reason)
     alive = [i for i, r in enumerate(reasons) if r is None]
     if cfg.exact_dedupe:
@@ -888,8 +901,8 @@ def filter_reasons(texts: list[str], groups: list | None, cfg: FilterConfig, is_
 
 @stage("synth.filter", FilterConfig)
 def filter_(ctx: StageContext, tables: Tables, cfg: FilterConfig):
-    """Quality filters: length, refusals, language (stop-word heuristic), exact and
-    near duplicates (MinHash + LSH). Dropped rows go to `rejected` with the reason."""
+    """Quality filters: length, refusals, language (py3langid), exact and near duplicates
+    (rensa MinHash + LSH). Dropped rows go to `rejected` with the reason."""
     if cfg.table not in tables:
         raise PipelineError(
             f"{ctx.name}: no table {cfg.table!r}; have {', '.join(tables) or 'none'}"
