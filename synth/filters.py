@@ -21,6 +21,9 @@ from rensa import RMinHash, RMinHashLSH
 from helpsteer.constraints import identify_language
 
 _SPACE = re.compile(r"\s+")
+# py3langid's cost grows with the bytes it reads; the opening 500 characters tell the
+# language of a response as well as the whole of it does for the filter's purpose.
+LANGUAGE_SAMPLE_CHARS = 500
 _PUNCT = re.compile(r"[^\w\s]")
 
 REFUSAL_PHRASES = [
@@ -142,7 +145,7 @@ def other_language(
     to tell (short or code-only rows are kept, as a person would keep them)."""
     if sum(c.isalpha() for c in text[:1000]) < min_letters:
         return None
-    language, confidence = identify_language(text)
+    language, confidence = identify_language(text, max_chars=LANGUAGE_SAMPLE_CHARS)
     if language == expected or confidence < min_confidence:
         return None
     return language, confidence
