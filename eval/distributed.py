@@ -17,6 +17,7 @@ from __future__ import annotations
 import contextlib
 import math
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 from eval.common import EvalError
@@ -62,6 +63,8 @@ class RayScorer:
             max_restarts=self.config.max_retries,
             max_task_retries=self.config.max_retries,
         )
+        self._caches = [Path(options["cache_dir"])] if options.get("cache_dir") else []
+        _fold(self._caches)  # what an earlier run that died left in segments
         self._actors = [worker.remote(spec, options, share) for _ in range(self.workers)]
         self.kind, self.name = self._ray.get(self._actors[0].describe.remote())
 
@@ -153,7 +156,15 @@ class RayScorer:
         for actor in self._actors:
             with contextlib.suppress(Exception):
                 self._ray.kill(actor)
+        _fold(self._caches)
         self._engine.close()
+
+
+def _fold(caches: list[Path]) -> None:
+    from helpsteer.llm.segments import compact
+
+    for folder in caches:
+        compact(folder)
 
 
 class _Quiet:
@@ -176,6 +187,9 @@ def _worker_class(ray):
 
             def __init__(self, spec: str, options: dict[str, Any], share: int):
                 from eval.scorers import make_scorer
+                from helpsteer.llm.segments import become_writer
+
+                become_writer()  # this process's own file in the completion cache
 
                 self.scorer = make_scorer(spec, in_flight_share=share, **options)
 

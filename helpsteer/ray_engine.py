@@ -22,9 +22,11 @@ callable classes on; used directly it has no streaming executor to start (a firs
 
 Failures: actors restart after their process dies and the call they were running is
 retried (`max_restarts`, `max_task_retries`); the driver keeps one result per bucket,
-so a retried bucket never gives duplicate rows, and the completion cache (SQLite in the
-shared folder, one committed row per finished request) means a retry or a re-run after
-the driver died sends no finished request again.
+so a retried bucket never gives duplicate rows. The completion cache lives in the shared
+folder (`shared_dir`, on shared storage for a multi-node cluster): each worker writes its
+own segment of it and the driver folds the segments in before and after every stage
+(`helpsteer.llm.segments`), so a re-run after the driver died sends no finished request
+again.
 
 LLM admission: with W workers each client gets 1/W of the stage's `max_in_flight`, so
 the bound the config sets holds for the whole cluster (`helpsteer.llm.shared`).
@@ -132,6 +134,7 @@ class RayEngine:
         self._hub = None
         self._hub_name = f"hs-progress-{os.getpid()}-{time.time_ns()}"
         self._pools: dict[tuple, list[Any]] = {}
+        self._cache_dirs: set[Path] = set()
 
     # -- cluster --------------------------------------------------------------------------
 
@@ -168,6 +171,7 @@ class RayEngine:
             with contextlib.suppress(Exception):
                 self._ray.kill(actor)
         self._pools.clear()
+        self._fold(sorted(self._cache_dirs), remove=True)
         if self._hub is not None:
             with contextlib.suppress(Exception):
                 self._ray.kill(self._hub)
@@ -234,6 +238,9 @@ class RayEngine:
         parts, shared = self._split(tables, count)
         todo = [i for i, part in enumerate(parts) if any(f.height for f in part.values())]
         workers = min(workers, len(todo))
+        if not any(self._pools.values()):
+            # No worker alive: fold in and delete what a driver that died left behind.
+            self._fold(self._caches(planned), remove=True)
         started = time.perf_counter()
         actors = self._pool(needs, workers)
         self._ray.get([actor.pid.remote() for actor in actors])
@@ -248,7 +255,12 @@ class RayEngine:
             "shared": shared,
             "in_flight_share": workers if needs.llm else 1,
         }
-        results, first_s = self._dispatch(actors, job, parts, todo, planned.name)
+        caches = self._caches(planned)
+        self._fold(caches)
+        try:
+            results, first_s = self._dispatch(actors, job, parts, todo, planned.name)
+        finally:
+            self._fold(caches)
         ctx.info.update(merge_info([r["info"] for r in results.values()]))
         for index in sorted(results):
             ctx.rejected.extend(results[index]["rejected"])
@@ -262,6 +274,21 @@ class RayEngine:
             "first_result_s": round(first_s, 3),
         }
         return _gather([results[i]["tables"] for i in sorted(results)])
+
+    def _caches(self, planned: PlannedStage) -> list[Path]:
+        """The completion-cache folders the stage's workers write (segments to fold)."""
+        from helpsteer.llm.config import LLMConfig
+
+        found = [c for c in _walk(planned.config) if isinstance(c, LLMConfig)]
+        default = self.shared_dir / ".llm-cache"
+        return sorted({Path(c.cache_dir) if c.cache_dir else default for c in found})
+
+    def _fold(self, caches: list[Path], remove: bool = False) -> None:
+        from helpsteer.llm.segments import compact
+
+        self._cache_dirs.update(caches)
+        for folder in caches:
+            compact(folder, remove=remove)
 
     def _split(self, tables: Tables, count: int) -> tuple[list[dict[str, Any]], dict[str, Any]]:
         names = set(keyed_names(tables))
@@ -333,6 +360,20 @@ class RayEngine:
                     if queue:
                         submit(actor)
         return results, first or 0.0
+
+
+def _walk(value: Any):
+    """Every object inside a (pydantic) config: models, list items, dict values."""
+    yield value
+    if isinstance(value, BaseModel):
+        for name in type(value).model_fields:
+            yield from _walk(getattr(value, name))
+    elif isinstance(value, list | tuple):
+        for item in value:
+            yield from _walk(item)
+    elif isinstance(value, dict):
+        for item in value.values():
+            yield from _walk(item)
 
 
 def _gather(parts: list[dict[str, pl.DataFrame | None]]) -> dict[str, pl.DataFrame | None]:
@@ -486,6 +527,9 @@ def _worker_class(ray):
             buckets (process-wide clients, `helpsteer.llm.shared`)."""
 
             def __init__(self, hub_name: str):
+                from helpsteer.llm.segments import become_writer
+
+                become_writer()  # this process's own file in every completion cache
                 self.hub = ray.get_actor(hub_name)
                 self.hub.register.remote(os.getpid())
 

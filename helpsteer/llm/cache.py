@@ -48,12 +48,12 @@ class CompletionCache:
     """Completions by cache key (see `ChatRequest.cache_key`); `put` never stores a failed
     call, `put_failed` records a permanent failure's reason."""
 
-    def __init__(self, folder: str | Path):
-        self.path = Path(folder) / FILE_NAME
+    def __init__(self, folder: str | Path, file_name: str = FILE_NAME, journal: str = "WAL"):
+        self.path = Path(folder) / file_name
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._lock = threading.Lock()
         self._db = sqlite3.connect(self.path, timeout=60.0, check_same_thread=False)
-        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute(f"PRAGMA journal_mode={journal}")
         self._db.execute("PRAGMA synchronous=NORMAL")
         self._db.execute(_SCHEMA)
         self._db.execute(_FAILURES)
@@ -109,3 +109,13 @@ class CompletionCache:
     def close(self) -> None:
         with self._lock:
             self._db.close()
+
+
+def open_cache(folder: str | Path) -> CompletionCache:
+    """The cache a client in this process writes: the folder's database, or this
+    process's own segment of it on a Ray worker (`helpsteer.llm.segments`)."""
+    from helpsteer.llm import segments
+
+    if segments.WRITER is None:
+        return CompletionCache(folder)
+    return segments.SegmentCache(folder, segments.WRITER)

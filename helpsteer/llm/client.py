@@ -24,7 +24,7 @@ from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any
 
 from helpsteer.llm import schema as json_schema
-from helpsteer.llm.cache import CompletionCache
+from helpsteer.llm.cache import open_cache
 from helpsteer.llm.config import LLMConfig
 from helpsteer.llm.types import ChatRequest, Completion, Usage, as_request, empty_sample
 
@@ -62,7 +62,7 @@ class LLMClient:
     def __init__(self, config: LLMConfig):
         self.config = config
         self.stats = LLMStats()
-        self.cache = CompletionCache(config.cache_dir) if config.cache_dir else None
+        self.cache = open_cache(config.cache_dir) if config.cache_dir else None
         self._semaphores: dict[int, asyncio.Semaphore] = {}
         self._loop: asyncio.AbstractEventLoop | None = None
         self._loop_thread: threading.Thread | None = None

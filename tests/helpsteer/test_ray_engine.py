@@ -22,6 +22,7 @@ from typer.testing import CliRunner
 
 from helpsteer.cli import app
 from helpsteer.llm.cache import CompletionCache
+from helpsteer.llm.segments import compact
 from helpsteer.llm.shared import close_shared
 from helpsteer.llm.testing import FaultServer
 from helpsteer.pipeline import Pipeline, PlannedStage, Tables, get_stage, known_stages
@@ -328,7 +329,16 @@ def test_killed_driver_rerun_sends_no_finished_request_again(tmp_path):
             time.sleep(0.05)
         os.killpg(driver.pid, signal.SIGKILL)
         driver.wait()
-        time.sleep(1.0)  # requests in flight at the kill reach the server and fail
+        # Workers outlive their killed driver for a moment: wait until nothing more
+        # reaches the server.
+        seen, deadline = -1, time.monotonic() + 60
+        while seen != len(slow.requests) and time.monotonic() < deadline:
+            seen = len(slow.requests)
+            time.sleep(2.0)
+        # What the workers finished is in their segments; the next run folds them in
+        # before it sends anything, as this does.
+        assert list((out / ".llm-cache" / "segments").glob("*.sqlite"))
+        compact(out / ".llm-cache")
         cache = CompletionCache(out / ".llm-cache")
         finished = len(cache)
         cache.close()
