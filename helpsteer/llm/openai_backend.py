@@ -40,12 +40,17 @@ TRANSPORT_NAMES = {"aiohttp": "aiohttp", "native": "aiohttp", "sdk": "sdk"}
 """`extra.transport` values; "native" named the hand-written client aiohttp replaced."""
 
 
-def chat_body(request: ChatRequest, model: str, json_style: str) -> dict[str, Any]:
-    """The JSON body of POST /chat/completions for `request` (unset options left out)."""
-    body: dict[str, Any] = {
-        "model": model,
-        "messages": [m.model_dump() for m in request.messages],
-    }
+def chat_body(
+    request: ChatRequest, model: str, json_style: str, text_parts_as_string: bool = False
+) -> dict[str, Any]:
+    """The JSON body of POST /chat/completions for `request` (unset options left out).
+    `text_parts_as_string`: content made only of text parts is sent as one string."""
+    messages = [m.model_dump() for m in request.messages]
+    if text_parts_as_string:
+        for message, original in zip(messages, request.messages, strict=True):
+            if isinstance(original.content, list) and original.is_text_only:
+                message["content"] = original.text
+    body: dict[str, Any] = {"model": model, "messages": messages}
     if request.n != 1:
         body["n"] = request.n
     for name in ("temperature", "top_p", "max_tokens", "stop", "seed"):
@@ -78,6 +83,8 @@ def _chat_url(base_url: str) -> URL:
 
 class OpenAIClient(LLMClient):
     backend_name = "openai"
+    text_parts_as_string = False
+    """Set by servers that cannot read content-part lists (see `chat_body`)."""
 
     def __init__(self, config: LLMConfig):
         super().__init__(config)
@@ -124,7 +131,9 @@ class OpenAIClient(LLMClient):
         return client
 
     async def _call(self, request: ChatRequest) -> Completion:
-        body = chat_body(request, self.model_name, self.config.response_format_style)
+        body = chat_body(
+            request, self.model_name, self.config.response_format_style, self.text_parts_as_string
+        )
         failed: _Endpoint | None = None
         attempt = 0
         while True:

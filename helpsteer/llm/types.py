@@ -56,6 +56,11 @@ class ChatMessage(BaseModel):
         """The text of the message: `content`, or its text parts joined by newlines."""
         return content_text(self.content)
 
+    @property
+    def is_text_only(self) -> bool:
+        """Whether the content is a string or text parts only (no image)."""
+        return isinstance(self.content, str) or all(p.type == "text" for p in self.content)
+
 
 def content_text(content: Any) -> str:
     """The text of a message's content, string or content parts (plain dicts or models).

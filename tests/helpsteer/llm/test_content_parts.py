@@ -89,3 +89,20 @@ def test_the_server_refuses_a_body_it_cannot_read_with_a_400(server, raw):
     # the server is still there for a good request
     with client_for(server.url, "aiohttp") as client:
         assert client.complete(ChatRequest(messages=[{"role": "user", "content": "q"}])).ok
+
+
+def test_text_parts_go_as_one_string_to_a_server_that_cannot_read_lists():
+    # llama-cpp-python's chatml format drops a message whose content is a list
+    from helpsteer.llm.local import LocalClient
+
+    image = {"type": "image_url", "image_url": {"url": "data:image/png;base64,AAAA"}}
+    request = ChatRequest(
+        messages=[{"role": "user", "content": PARTS}, {"role": "user", "content": [image]}]
+    )
+    flat = chat_body(request, "m", "json_schema", text_parts_as_string=True)
+    assert flat["messages"] == [
+        {"role": "user", "content": "first line\nsecond"},
+        {"role": "user", "content": [image]},
+    ]
+    assert chat_body(request, "m", "json_schema")["messages"][0]["content"] == PARTS
+    assert LocalClient.text_parts_as_string
