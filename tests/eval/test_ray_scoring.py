@@ -21,21 +21,6 @@ runner = CliRunner()
 
 
 @pytest.fixture(scope="module")
-def cluster():
-    started = not ray.is_initialized()
-    if started:
-        ray.init(
-            num_cpus=2,
-            include_dashboard=False,
-            logging_level="ERROR",
-            object_store_memory=300 * 1024**2,
-        )
-    yield
-    if started:
-        ray.shutdown()
-
-
-@pytest.fixture(scope="module")
 def tiny_rm(tmp_path_factory):
     from judge.testing import make_tiny_reward_model
 
@@ -49,7 +34,7 @@ def _rewardbench(out, judge: str, data, *extra: str) -> dict:
     return json.loads((out / "results.json").read_text())
 
 
-def test_reward_model_scores_equal_local(tmp_path, cluster, tiny_rm):
+def test_reward_model_scores_equal_local(tmp_path, ray_cluster, tiny_rm):
     data = write_rewardbench_v1(tmp_path / "rb.jsonl", per_subset=2)
     local = _rewardbench(tmp_path / "local", f"reward:{tiny_rm}", data)
     spread = _rewardbench(
@@ -69,7 +54,7 @@ def _coin_judge(body: dict) -> list[str]:
     return [f"Verdict. [[{'AB'[int(hashlib.sha256(text.encode()).hexdigest(), 16) % 2]}]]"]
 
 
-def test_llm_judge_verdicts_equal_local(tmp_path, cluster):
+def test_llm_judge_verdicts_equal_local(tmp_path, ray_cluster):
     rows = rewardbench_v1_rows(per_subset=1)[:10]
     data = tmp_path / "rb.jsonl"
     data.write_text("".join(json.dumps(r) + "\n" for r in rows))

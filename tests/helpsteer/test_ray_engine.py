@@ -65,22 +65,6 @@ def any_judge(body: dict) -> list[str]:
 
 
 @pytest.fixture(scope="module")
-def cluster():
-    started = not ray.is_initialized()
-    if started:
-        ray.init(
-            num_cpus=2,
-            include_dashboard=False,
-            logging_level="ERROR",
-            object_store_memory=300 * 1024**2,
-        )
-    yield
-    close_shared()
-    if started:
-        ray.shutdown()
-
-
-@pytest.fixture(scope="module")
 def server():
     with FaultServer(responder=any_judge) as s:
         yield s
@@ -137,7 +121,7 @@ def _rejected(out: Path) -> list[tuple]:
     return sorted((r["stage"], r["source"], r["reason"]) for r in rows)
 
 
-def test_ray_engine_equals_local_engine_with_faults(tmp_path, cluster, server):
+def test_ray_engine_equals_local_engine_with_faults(tmp_path, ray_cluster, server):
     """Faults (500s, 429s, dropped connections) hit both runs; the exports are equal
     table by table, row by row, and so are the rejected rows."""
     outputs = {}
@@ -222,7 +206,9 @@ def test_every_registered_rowwise_stage_is_covered():
 
 
 @pytest.mark.parametrize("name", ROWWISE)
-def test_rowwise_stage_gives_the_same_tables_under_both_engines(name, tmp_path, cluster, server):
+def test_rowwise_stage_gives_the_same_tables_under_both_engines(
+    name, tmp_path, ray_cluster, server
+):
     from helpsteer.ray_engine import RayConfig, RayEngine
 
     spec = get_stage(name)
@@ -260,7 +246,7 @@ def test_rowwise_stage_gives_the_same_tables_under_both_engines(name, tmp_path, 
     assert local.runs[0].tables_out == distributed.runs[0].tables_out
 
 
-def test_killed_worker_is_retried_without_duplicate_rows(tmp_path, cluster):
+def test_killed_worker_is_retried_without_duplicate_rows(tmp_path, ray_cluster):
     """SIGKILL one worker mid-stage: Ray restarts it and reruns its bucket; every prompt
     is answered exactly once."""
     from helpsteer.ray_engine import RayConfig, RayEngine
