@@ -152,6 +152,10 @@ def serve_command(
 ) -> None:
     """Run the annotator web app for a team (admin page at /admin)."""
     from annotation_ui import store, tasks
+    from helpsteer.extras import require
+
+    for module in ("uvicorn", "fastapi"):  # before touching the db
+        require(module, "ui")
 
     if dataset is not None:
         _import(dataset, db, kind, None)
@@ -277,10 +281,9 @@ WORKSPACE_OPTION = typer.Option("default", "--workspace", help="Argilla workspac
 
 def _argilla_io():
     """The Argilla module, or a clear exit when the `argilla` extra is missing."""
-    import importlib.util
+    from helpsteer.extras import require
 
-    if importlib.util.find_spec("argilla") is None:
-        _fail("the Argilla SDK is missing: pip install 'helpsteer-workbench[argilla]'")
+    require("argilla", "argilla")  # `hs` turns this into one line and exit status 2
     from annotation_ui import argilla_io
 
     return argilla_io

@@ -35,11 +35,11 @@ class HsGroup(TyperGroup):
         try:
             return super().invoke(ctx)
         except ImportError as exc:
-            line = missing_extra_message(exc, " ".join(ctx.protected_args + ctx.args))
+            line = missing_extra_message(exc, ctx.invoked_subcommand or "")
             if line is None:
                 raise
             click.echo(f"error: {line}", err=True)
-            raise click.exceptions.Exit(2) from None
+            raise typer.Exit(2) from None
 
 
 def _show_version(value: bool) -> None:
