@@ -401,6 +401,9 @@ def lm_eval_command(
 ) -> None:
     """Run lm-evaluation-harness tasks against our backends; results land in OUT."""
     from eval.harness import run_lm_eval
+    from helpsteer.extras import require
+
+    require("lm_eval", "eval")  # one install line, exit status 2, like every missing extra
 
     if not model.startswith("local-"):
         serve = None
