@@ -1,19 +1,24 @@
 """Reward-model training throughput and model FLOPs utilisation (MFU) on one GPU.
 
     python benchmarks/train_mfu.py                      # ~1B Llama (Llama-3.2-1B shape), bf16
+    python benchmarks/train_mfu.py --lengths varied --packing off   # padded micro-batches
     python benchmarks/train_mfu.py --tiny               # a CPU smoke run of the same path
 
 Builds a random-weight Llama with Llama-3.2-1B's shape (hidden 2048, 16 layers, 32 heads,
 8 KV heads, MLP 8192; no download, a small BPE vocabulary since a reward model has no LM
 head), writes synthetic preference pairs that all truncate to exactly --seq tokens (so no
-padding), trains it with `hs train rm`'s Trainer (bf16 compute under FSDP2, BT loss) for
---steps optimizer steps, and prints real tokens/s and
+padding; `--lengths varied`: short prompts, lengths spread up to --seq, padding costs),
+trains it with `hs train rm`'s Trainer (bf16 compute, BT loss; packed micro-batches unless
+`--packing off`) for --steps optimizer steps, and prints real tokens/s and
 
     MFU = tokens/s x (6 N + 12 L H T) / peak bf16 FLOP/s
 
-(N: non-embedding parameters, L layers, H hidden size, T sequence length; PaLM's
-accounting, attention not halved for causality). The peak comes from the GPU name (H100
-SXM / H200: 989 TFLOP/s, H100 PCIe: 756, A100: 312) or --peak-tflops. Tokens/s spans
+(N: non-embedding parameters, L layers, H hidden size, T the token-weighted mean sequence
+length sum(len^2) / sum(len); PaLM's accounting, attention not halved for causality;
+padding is never counted as useful work). It trains in one process, unsharded with bf16
+autocast: on one GPU an FSDP2 shard would be the whole model (`hs train rm --nproc N`
+shards over N GPUs). The peak comes from the GPU name (H100 SXM / H200: 989 TFLOP/s,
+H100 PCIe: 756, A100: 312) or --peak-tflops. Tokens/s spans
 every step, the first one included.
 """
 
@@ -54,11 +59,16 @@ def flops_per_token(shape: dict, seq: int) -> float:
     return 6 * non_embedding_params(shape) + 12 * shape["layers"] * shape["hidden"] * seq
 
 
-def build(shape: dict, out: Path) -> Path:
+def build(shape: dict, out: Path, causal: bool = False) -> Path:
+    """A random-weight Llama of `shape` (an LM head and bf16 weights when `causal`, for
+    generation), reused when the folder already holds one."""
     import torch
-    from transformers import AutoModel, LlamaConfig
+    from transformers import AutoModel, AutoModelForCausalLM, LlamaConfig
 
     from trainers.tiny import build_tokenizer
+
+    if (out / "config.json").exists() and list(out.glob("*.safetensors")):
+        return out
 
     tok = build_tokenizer(vocab_size=512)
     config = LlamaConfig(
@@ -75,22 +85,30 @@ def build(shape: dict, out: Path) -> Path:
         tie_word_embeddings=False,
     )
     torch.manual_seed(0)
-    AutoModel.from_config(config).save_pretrained(out)
+    if causal:
+        AutoModelForCausalLM.from_config(config).to(torch.bfloat16).save_pretrained(out)
+    else:
+        AutoModel.from_config(config).save_pretrained(out)
     tok.save_pretrained(out)
     return out
 
 
-def write_pairs(path: Path, n: int, words: int, seed: int = 0) -> Path:
-    """Pairs far longer than --seq, so truncation makes every sequence exactly --seq long."""
+def write_pairs(path: Path, n: int, words: int, seed: int = 0, varied: bool = False) -> Path:
+    """Pairs far longer than --seq, so truncation makes every sequence exactly --seq long;
+    `varied`: shorter prompts and answers of 1/32 to 1/2 of `words` words, so lengths
+    spread below --seq."""
     rng = random.Random(seed)
     vocab = ["river", "stone", "light", "paper", "cloud", "seven", "green", "model", "quiet"]
     with path.open("w", encoding="utf-8") as f:
         for _ in range(n):
-            prompt = " ".join(rng.choices(vocab, k=32))
+            prompt = " ".join(rng.choices(vocab, k=max(2, words // 64) if varied else 32))
             pair = {
                 side: [
                     {"role": "user", "content": prompt},
-                    {"role": "assistant", "content": " ".join(rng.choices(vocab, k=words))},
+                    {
+                        "role": "assistant",
+                        "content": _answer(rng, vocab, words, varied),
+                    },
                 ]
                 for side in ("chosen", "rejected")
             }
@@ -98,7 +116,17 @@ def write_pairs(path: Path, n: int, words: int, seed: int = 0) -> Path:
     return path
 
 
-def train(model: Path, data: Path, args, precision: str) -> dict:
+def _answer(rng: random.Random, vocab: list[str], words: int, varied: bool) -> str:
+    n = rng.randint(words // 32, words // 2) if varied else words
+    return " ".join(rng.choices(vocab, k=n))
+
+
+def attention_length(seqs: list[list[int]]) -> float:
+    """The token-weighted mean sequence length: each token attends over its own sequence."""
+    return sum(len(s) ** 2 for s in seqs) / max(sum(len(s) for s in seqs), 1)
+
+
+def train(model: Path, data: Path, args, precision: str):
     from helpsteer.progress import Reporter
     from trainers.config import validate_config
     from trainers.train_rm import Dist, Trainer
@@ -106,7 +134,12 @@ def train(model: Path, data: Path, args, precision: str) -> dict:
     raw = {
         "output_dir": str(WORK / "run"),
         "model": {"name_or_path": str(model)},
-        "data": {"train": str(data), "max_length": args.seq, "truncation_side": "right"},
+        "data": {
+            "train": str(data),
+            "max_length": args.seq,
+            "truncation_side": "right",
+            "packing": args.packing == "on",
+        },
         "objective": {"loss": "bt_plain"},
         "optim": {
             "lr": 1e-5,
@@ -119,7 +152,8 @@ def train(model: Path, data: Path, args, precision: str) -> dict:
         "checkpoint": {"resume": False},
         "logging": {"tensorboard": False, "every_steps": max(args.steps // 5, 1)},
     }
-    return Trainer(validate_config(raw), Dist(), Reporter(quiet=False)).run()
+    trainer = Trainer(validate_config(raw), Dist(), Reporter(quiet=args.json is not None))
+    return trainer, trainer.run()
 
 
 def main() -> None:
@@ -130,6 +164,9 @@ def main() -> None:
     parser.add_argument("--micro", type=int, default=8, help="pairs per micro-batch")
     parser.add_argument("--steps", type=int, default=20)
     parser.add_argument("--peak-tflops", type=float, default=None)
+    parser.add_argument("--packing", choices=["on", "off"], default="on")
+    parser.add_argument("--lengths", choices=["fixed", "varied"], default="fixed")
+    parser.add_argument("--json", help="write the figures to this JSON file")
     args = parser.parse_args()
 
     import torch
@@ -142,12 +179,15 @@ def main() -> None:
         sys.exit("no GPU: this benchmark measures bf16 MFU on a GPU (use --tiny on CPU)")
     WORK.mkdir(parents=True, exist_ok=True)
     model = build(shape, WORK / ("tiny-model" if args.tiny else "llama-1b"))
-    data = write_pairs(WORK / "pairs.jsonl", args.batch * args.steps, words=args.seq * 2)
-    summary = train(model, data, args, "fp32" if args.tiny else "bf16")
+    varied = args.lengths == "varied"
+    n_pairs = args.batch * args.steps
+    data = write_pairs(WORK / "pairs.jsonl", n_pairs, words=args.seq * 2, varied=varied)
+    trainer, summary = train(model, data, args, "fp32" if args.tiny else "bf16")
 
     device = torch.cuda.get_device_name() if cuda else "cpu"
     peak = args.peak_tflops or (peak_tflops(device) if cuda else None)
-    achieved = summary["tokens_per_s"] * flops_per_token(shape, args.seq)
+    seq = attention_length(trainer.train.enc.ids)
+    achieved = summary["tokens_per_s"] * flops_per_token(shape, seq)
     params = non_embedding_params(shape)
     print(f"\ndevice: {device}; model: {params / 1e9:.3f} B non-embedding parameters, {shape}")
     print(
@@ -158,8 +198,27 @@ def main() -> None:
           f"{summary['padded_fraction']:.3f}); model TFLOP/s: {achieved / 1e12:.1f}")  # fmt: skip
     if peak:
         print(f"MFU: {achieved / (peak * 1e12):.1%} of {peak:.0f} TFLOP/s bf16 peak")
+    memory = torch.cuda.max_memory_allocated() / 2**30 if cuda else None
     if cuda:
-        print(f"peak GPU memory: {torch.cuda.max_memory_allocated() / 2**30:.1f} GiB")
+        print(f"peak GPU memory: {memory:.1f} GiB")
+    if args.json:
+        record = {
+            "device": device,
+            "shape": shape,
+            "seq": args.seq,
+            "attention_length": seq,
+            "lengths": args.lengths,
+            "packing": summary["packing"],
+            "steps": summary["step"],
+            "tokens_per_s": summary["tokens_per_s"],
+            "padded_fraction": summary["padded_fraction"],
+            "train_seconds": summary["train_seconds"],
+            "model_tflops": achieved / 1e12,
+            "mfu": achieved / (peak * 1e12) if peak else None,
+            "peak_tflops": peak,
+            "peak_gpu_gib": memory,
+        }
+        Path(args.json).write_text(json.dumps(record, indent=2))
 
 
 if __name__ == "__main__":
