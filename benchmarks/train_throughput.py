@@ -1,13 +1,18 @@
-"""Reward-model training throughput: our trainer vs TRL's RewardTrainer, side by side.
+"""Reward-model training throughput: ours packed, ours padded and TRL's RewardTrainer.
 
-    python benchmarks/train_throughput.py [--pairs 384] [--hidden 128] [--layers 4]
+    python benchmarks/train_throughput.py [--pairs 384] [--hidden 128] [--layers 4] [--rounds 3]
 
-Both train the same tiny random Llama (built offline) on the same preference pairs
+All three train the same tiny random Llama (built offline) on the same preference pairs
 (Anthropic HH-RLHF harmless-base from ../shared/data when present, else synthetic pairs),
 with the same batch size, micro-batch size, learning rate and max length, for one epoch
-on CPU in fp32 without activation checkpointing. Each runs in its own subprocess, so its
-peak memory (max RSS) is its own. Printed: real (non-pad) tokens per second, the share of
-padded tokens, peak memory, and our/TRL ratios.
+on CPU in fp32 without activation checkpointing: ours with padding-free packed
+micro-batches (the default), ours with padded length-grouped micro-batches
+(data.packing = false), and TRL 1.16's RewardTrainer (imported from --trl-path, a
+`pip install --no-deps --target` folder, so TRL never enters the project's environment).
+Each run is its own subprocess, so its peak memory (max RSS) is its own; a round runs the
+three one after another and --rounds repeats it, because a shared machine's speed drifts.
+Printed: real (non-pad) tokens per second, the share of padded tokens, peak memory, the
+ratios per round (median and range) and the load average around each round.
 """
 
 from __future__ import annotations
@@ -15,9 +20,11 @@ from __future__ import annotations
 import argparse
 import gzip
 import json
+import os
 import random
 import re
 import resource
+import statistics
 import subprocess
 import sys
 import time
@@ -87,7 +94,7 @@ def _peak_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def run_ours(spec: dict) -> dict:
+def run_ours(spec: dict, packed: bool) -> dict:
     from helpsteer.progress import Reporter
     from trainers.config import validate_config
     from trainers.train_rm import Dist, Trainer
@@ -95,7 +102,7 @@ def run_ours(spec: dict) -> dict:
     raw = {
         "output_dir": str(WORK / "ours"),
         "model": {"name_or_path": spec["model"]},
-        "data": {"train": spec["data"], "max_length": spec["max_length"]},
+        "data": {"train": spec["data"], "max_length": spec["max_length"], "packing": packed},
         "objective": {"loss": "bt_plain"},
         "optim": {
             "lr": 1e-4,
@@ -113,6 +120,7 @@ def run_ours(spec: dict) -> dict:
         "train_seconds": summary["train_seconds"],
         "steps": summary["step"],
         "peak_mb": _peak_mb(),
+        "packing": summary["packing"],
     }
 
 
@@ -181,22 +189,89 @@ def run_trl(spec: dict) -> dict:
     }
 
 
+VARIANTS = ("packed", "padded", "trl")
+LABELS = {"packed": "ours packed", "padded": "ours padded", "trl": "TRL Reward"}
+
+
 def child(which: str, spec_path: str) -> None:
     import torch
 
     spec = json.loads(Path(spec_path).read_text())
     torch.set_num_threads(spec["threads"])
-    result = run_ours(spec) if which == "ours" else run_trl(spec)
+    result = run_trl(spec) if which == "trl" else run_ours(spec, packed=which == "packed")
     print("RESULT " + json.dumps(result))
 
 
-def _spawn(which: str, spec_path: Path) -> dict:
+def trl_missing(trl_path: str) -> str | None:
+    """Why TRL cannot be imported from trl_path, or None."""
+    env = {**os.environ, "PYTHONPATH": trl_path}
+    code = "import trl; print(trl.__version__)"
+    done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
+    if done.returncode:
+        last = (done.stderr.strip().splitlines() or ["?"])[-1]
+        return f"{last} (pip install --no-deps --target {trl_path} trl==1.16.0)"
+    return None
+
+
+def _spawn(which: str, spec_path: Path, trl_path: str) -> dict:
     cmd = [sys.executable, __file__, "--child", which, "--spec", str(spec_path)]
-    done = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=1800)
+    env = {**os.environ, "PYTHONPATH": trl_path} if which == "trl" else None
+    done = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=1800, env=env)
     lines = [x for x in done.stdout.splitlines() if x.startswith("RESULT ")]
     if done.returncode or not lines:
         raise SystemExit(f"{which} failed:\n{done.stderr[-3000:]}")
     return json.loads(lines[-1][7:])
+
+
+def loadavg() -> str:
+    try:
+        return " ".join(Path("/proc/loadavg").read_text().split()[:3])
+    except OSError:
+        return "n/a"
+
+
+def _spread(values: list[float]) -> str:
+    return f"{statistics.median(values):.2f}x (range {min(values):.2f}-{max(values):.2f})"
+
+
+def summarize(rounds: list[dict], variants: list[str]) -> dict:
+    """Median of each figure over the rounds, and the ratios taken within each round."""
+    out = {"variants": {}, "ratios": {}}
+    for v in variants:
+        out["variants"][v] = {
+            k: statistics.median(r[v][k] for r in rounds)
+            for k in ("tokens_per_s", "padded_fraction", "train_seconds", "peak_mb")
+        }
+    pairs = [("packed", "trl"), ("padded", "trl"), ("packed", "padded")]
+    for a, b in pairs:
+        if a in variants and b in variants:
+            out["ratios"][f"{a}/{b}"] = [
+                r[a]["tokens_per_s"] / r[b]["tokens_per_s"] for r in rounds
+            ]
+    return out
+
+
+def print_table(spec: dict, args, rounds: list[dict], summary: dict) -> None:
+    variants = list(summary["variants"])
+    print(
+        f"data: {spec['source']}, {spec['pairs']} pairs; tiny Llama hidden {args.hidden}, "
+        f"{args.layers} layers; batch {args.batch_size}, micro-batch {args.micro_batch_size}, "
+        f"max length {args.max_length}; CPU fp32, {args.threads} threads; "
+        f"{len(rounds)} rounds, medians"
+    )
+    print(f"{'':22}" + "".join(f"{LABELS[v]:>14}" for v in variants))
+    for key, label, fmt in [
+        ("tokens_per_s", "real tokens/s", "{:14,.0f}"),
+        ("padded_fraction", "padded fraction", "{:14.3f}"),
+        ("train_seconds", "train seconds", "{:14.1f}"),
+        ("peak_mb", "peak RSS MiB", "{:14,.0f}"),
+    ]:
+        cells = "".join(fmt.format(summary["variants"][v][key]) for v in variants)
+        print(f"{label:22}{cells}")
+    for name, values in summary["ratios"].items():
+        a, b = name.split("/")
+        print(f"real tokens/s {LABELS[a]} / {LABELS[b]}: {_spread(values)}")
+    print("load average (1/5/15 min) before each round: " + "; ".join(r["load"] for r in rounds))
 
 
 def main() -> None:
@@ -208,7 +283,10 @@ def main() -> None:
     parser.add_argument("--micro-batch-size", type=int, default=8)
     parser.add_argument("--max-length", type=int, default=256)
     parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--child", choices=["ours", "trl"])
+    parser.add_argument("--rounds", type=int, default=3, help="repeat the three runs")
+    parser.add_argument("--trl-path", default="/tmp/trlpkg", help="folder TRL is imported from")
+    parser.add_argument("--json", help="also write the figures to this JSON file")
+    parser.add_argument("--child", choices=VARIANTS)
     parser.add_argument("--spec")
     args = parser.parse_args()
     if args.child:
@@ -223,24 +301,23 @@ def main() -> None:
     )
     spec_path = WORK / "spec.json"
     spec_path.write_text(json.dumps(spec))
-    results = {which: _spawn(which, spec_path) for which in ("ours", "trl")}
-    ours, trl = results["ours"], results["trl"]
-    print(
-        f"data: {spec['source']}, {spec['pairs']} pairs; tiny Llama hidden {args.hidden}, "
-        f"{args.layers} layers; batch {args.batch_size}, micro-batch {args.micro_batch_size}, "
-        f"max length {args.max_length}; CPU fp32, {args.threads} threads"
-    )
-    print(f"{'':22}{'ours':>12}{'TRL Reward':>12}{'ours/TRL':>10}")
-    for key, label, fmt in [
-        ("tokens_per_s", "real tokens/s", "{:12,.0f}"),
-        ("padded_fraction", "padded fraction", "{:12.3f}"),
-        ("train_seconds", "train seconds", "{:12.1f}"),
-        ("peak_mb", "peak RSS MiB", "{:12,.0f}"),
-    ]:
-        ratio = ours[key] / trl[key] if trl[key] else float("nan")
-        print(f"{label:22}{fmt.format(ours[key])}{fmt.format(trl[key])}{ratio:10.2f}")
-    ratio = ours["tokens_per_s"] / trl["tokens_per_s"]
-    print(f"throughput ratio (ours / TRL RewardTrainer): {ratio:.2f}x")
+    variants = list(VARIANTS)
+    missing = trl_missing(args.trl_path)
+    if missing:
+        print(f"TRL skipped: {missing}")
+        variants.remove("trl")
+    rounds = []
+    for i in range(args.rounds):
+        this = {"load": loadavg()}
+        for v in variants:
+            this[v] = _spawn(v, spec_path, args.trl_path)
+            print(f"round {i + 1} {LABELS[v]}: {this[v]['tokens_per_s']:,.0f} real tokens/s")
+        rounds.append(this)
+    summary = summarize(rounds, variants)
+    print_table(spec, args, rounds, summary)
+    if args.json:
+        record = {"spec": spec, "rounds": rounds, **summary, "trl_skipped": missing}
+        Path(args.json).write_text(json.dumps(record, indent=2))
 
 
 if __name__ == "__main__":
