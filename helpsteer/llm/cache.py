@@ -48,13 +48,19 @@ class CompletionCache:
     """Completions by cache key (see `ChatRequest.cache_key`); `put` never stores a failed
     call, `put_failed` records a permanent failure's reason."""
 
-    def __init__(self, folder: str | Path, file_name: str = FILE_NAME, journal: str = "WAL"):
+    def __init__(
+        self,
+        folder: str | Path,
+        file_name: str = FILE_NAME,
+        journal: str = "WAL",
+        synchronous: str = "NORMAL",
+    ):
         self.path = Path(folder) / file_name
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._lock = threading.Lock()
         self._db = sqlite3.connect(self.path, timeout=60.0, check_same_thread=False)
         self._db.execute(f"PRAGMA journal_mode={journal}")
-        self._db.execute("PRAGMA synchronous=NORMAL")
+        self._db.execute(f"PRAGMA synchronous={synchronous}")
         self._db.execute(_SCHEMA)
         self._db.execute(_FAILURES)
         self._db.commit()

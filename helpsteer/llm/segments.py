@@ -46,7 +46,13 @@ class SegmentCache(CompletionCache):
 
     def __init__(self, folder: str | Path, writer: str):
         # A rollback journal, not WAL: the driver reads this file from another machine.
-        super().__init__(folder, f"{SEGMENTS}/{writer}.sqlite", journal="DELETE")
+        # PERSIST + synchronous=OFF: 0.07 ms a commit here, against 16.5 ms with DELETE and
+        # NORMAL (a journal file made, synced and deleted per completion). A killed worker
+        # loses nothing (the kernel holds its writes); a power cut may lose the segment,
+        # which costs requests sent again, never wrong rows.
+        super().__init__(
+            folder, f"{SEGMENTS}/{writer}.sqlite", journal="PERSIST", synchronous="OFF"
+        )
         self.main_path = Path(folder) / FILE_NAME
         self._main: sqlite3.Connection | None = None
         self._main_stamp: tuple[int, int] | None = None
