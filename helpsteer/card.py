@@ -52,7 +52,7 @@ def _counts(tables: Tables) -> str:
 
 
 def _histogram(tables: Tables) -> str:
-    if "ratings" not in tables:
+    if "ratings" not in tables or not tables["ratings"].height:
         return ""
     ratings = tables["ratings"]
     rows = []
@@ -233,6 +233,58 @@ def _hs3_section(tables: Tables, run_info: dict) -> str | None:
     )
 
 
+BUILT_BY = "Built by `hs build-dataset` (helpsteer-workbench)."
+
+
+def _provenance(run_info: dict, inputs: list) -> str:
+    """What the labels are: HelpSteer2 aggregation of raw annotations, the inputs' own
+    labels, or (below) what the synthetic stages did."""
+    if _has_agreement(run_info):
+        return (
+            "Labels follow HelpSteer2: the rounded mean of the 3 most agreeing of 3-5 annotators."
+        )
+    if inputs:
+        return "Labels are those of the inputs (already aggregated records)."
+    return ""
+
+
+def _has_agreement(run_info: dict) -> bool:
+    info = run_info.get("aggregate", {})
+    return any(
+        info.get(kind, {}).get(f"agreement_{when}")
+        for kind in ("ratings", "preference")
+        for when in ("before", "after")
+    )
+
+
+def _stage_line(name: str, info: dict) -> str | None:
+    """One bullet for a generating or judging stage; None for the other stages."""
+    if not name.startswith(("synth.", "judge.")) and not {"llm", "judge_model"} & set(info):
+        return None
+    facts = []
+    used = info.get("llm")
+    for item in used if isinstance(used, list) else []:
+        facts.append(f"model {item.get('backend')}:{item.get('model')}")
+    if info.get("judge_model"):
+        facts.append(f"judge model {info['judge_model']}")
+    if info.get("pairing"):
+        facts.append(info["pairing"])
+    for key in ("prompts", "rated", "unparsed", "scored", "pairs"):
+        if isinstance(info.get(key), int):
+            facts.append(f"{key} {info[key]}")
+    return f"- `{name}`: " + ("; ".join(facts) if facts else "ran")
+
+
+def _how_made(run_info: dict) -> str:
+    lines = [line for name, info in run_info.items() if (line := _stage_line(name, info))]
+    return "\n".join(lines)
+
+
+def _section(title: str, body: str) -> list[str]:
+    """A `## title` section, or nothing when it would be empty."""
+    return [f"\n## {title}\n", body] if body and body.strip() else []
+
+
 def write_card(ctx: StageContext, tables: Tables, cfg) -> None:
     plots = _plots(tables, ctx.out_dir / "plots") if cfg.plots else []
     load = ctx.run_info.get("load", {})
@@ -240,26 +292,28 @@ def write_card(ctx: StageContext, tables: Tables, cfg) -> None:
     input_rows = [
         [i["path"], i.get("kind"), i["rows"], i.get("accepted"), i.get("rejected")] for i in inputs
     ]
+    has_rows = any(name in tables for name in ("ratings", "preference", *HS3_TABLES))
     sections = [
         _front_matter(ctx.out_dir),
         f"# {cfg.title}\n",
-        "Built by `hs build-dataset` (helpsteer-workbench). Labels follow HelpSteer2: the "
-        "rounded mean of the 3 most agreeing of 3-5 annotators.\n",
-        "## Inputs\n",
-        _table(["input", "read as", "rows", "accepted", "rejected"], input_rows),
-        "\n## Counts\n",
-        _counts(tables),
-        "\n## Attribute histograms\n",
-        _histogram(tables),
-        "\n## Preference strength\n",
-        _strengths(tables),
-        _hs3_section(tables, ctx.run_info),
-        "\n## Annotator agreement\n",
-        _agreement(ctx.run_info),
-        "\n## Lengths\n",
-        _lengths(tables),
-        "\n## Plots\n",
-        "\n".join(f"![{Path(p).stem}]({p})" for p in plots),
+        f"{BUILT_BY} {_provenance(ctx.run_info, inputs)}".rstrip() + "\n",
+        *_section("How it was made", _how_made(ctx.run_info)),
+        *_section(
+            "Inputs",
+            _table(["input", "read as", "rows", "accepted", "rejected"], input_rows)
+            if input_rows
+            else "",
+        ),
+        *_section("Counts", _counts(tables) if has_rows else ""),
+        *_section("Attribute histograms", _histogram(tables)),
+        *_section("Preference strength", _strengths(tables)),
+        _hs3_section(tables, ctx.run_info) or "",
+        *_section(
+            "Annotator agreement",
+            _agreement(ctx.run_info) if inputs or _has_agreement(ctx.run_info) else "",
+        ),
+        *_section("Lengths", _lengths(tables) if has_rows else ""),
+        *_section("Plots", "\n".join(f"![{Path(p).stem}]({p})" for p in plots)),
         "",
     ]
-    write_text(ctx.out_dir / "README.md", "\n".join(s for s in sections if s is not None))
+    write_text(ctx.out_dir / "README.md", "\n".join(sections))
