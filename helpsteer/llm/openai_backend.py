@@ -97,7 +97,7 @@ class OpenAIClient(LLMClient):
         self._endpoints: list[_Endpoint] = []
         self._rotation = itertools.count()
         self._sdk_clients: dict[tuple[int, str], Any] = {}
-        self._transports: dict[int, Any] = {}
+        self._transports: dict[int, Transport] = {}
         self.calls_by_url: dict[str, int] = {}
         self.transport = TRANSPORT_NAMES.get(config.extra.get("transport", "aiohttp"))
         if self.transport is None:
