@@ -111,7 +111,7 @@ def test_a_base_whose_attention_crosses_sequences_falls_back(
 
     def one_sequence(self, attn):  # as if the base ignored the sequence boundaries
         kwargs = real_kwargs(self, attn)
-        kwargs["packed_bounds"] = [0, self.bounds[-1]]
+        kwargs["packed_lengths"] = [self.bounds[-1]]
         return kwargs
 
     monkeypatch.setattr(packing.Packed, "model_kwargs", one_sequence)
