@@ -3,12 +3,14 @@
 Why aiohttp: the layer used to carry its own HTTP/1.1 client because httpx (under the
 openai SDK) scans its whole connection pool on every request, about 2 ms of CPU per
 request at 128 in flight, so one core tops out near 500 requests/s. aiohttp's client
-was measured on this machine on `benchmarks/llm_client_throughput.py` (5,000 requests,
-128 in flight, 100 ms server): 1,139-1,160 req/s = 0.89-0.91 of ideal at 0.28 ms CPU
-per request, the same as the hand-written client (1,149 req/s, 0.90, 0.22 ms), and it
-brings TLS, proxies (`HTTP(S)_PROXY`/`NO_PROXY`, as httpx reads them), redirects and
-the HTTP edge cases that a hand-written client gets wrong. The README has the current
-figures. (`extra={"transport": "sdk"}` switches the openai backend to the SDK instead.)
+does not: on `benchmarks/llm_client_throughput.py` (5,000 requests, 128 in flight,
+100 ms server) it was measured at 1,139-1,160 req/s = 0.89-0.91 of ideal, 0.28 ms CPU per
+request, against 1,149 req/s, 0.90, 0.22 ms for the hand-written client; run back to back
+on the loaded 2-core machine (load 6-8), 954-1,041 req/s at 0.30-0.34 ms against
+1,077-1,147 req/s at 0.19-0.25 ms, while the openai SDK spends 3.5-4 ms. For about 0.1 ms
+of CPU per request it brings TLS, proxies (`HTTP(S)_PROXY`/`NO_PROXY`), redirects,
+compressed and chunked answers and the HTTP edge cases a hand-written client gets wrong.
+(`extra={"transport": "sdk"}` switches the openai backend to the SDK instead.)
 
 A `Transport` holds one aiohttp session, so it belongs to the event loop that created
 it; the backend keeps one per loop. Every failure below HTTP (refused, reset, dropped
