@@ -404,6 +404,9 @@ class _DriverBars:
         self._pending = None
 
     def __enter__(self) -> _DriverBars:
+        import ray
+
+        ray.get(self.hub.reset.remote())  # the last stage's bars are not this one's
         self._buckets = self._stack.enter_context(self.reporter.task(self.label, self.total))
         return self
 
@@ -561,6 +564,10 @@ def _hub_class(ray):
 
             def pids(self) -> list[int]:
                 return list(self.workers)
+
+            def reset(self) -> None:
+                """A new stage: its bars start from nothing."""
+                self.bars = {}
 
             def report(self, key, description: str, total: float, completed: float) -> None:
                 self.bars[tuple(key)] = (description, total, completed)
