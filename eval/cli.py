@@ -279,9 +279,7 @@ def judgebench(
 
 @app.command("rewardbench")
 def rewardbench(
-    judge: Annotated[
-        str, typer.Option(help="reward:MODEL_DIR_OR_HUB_ID | endpoint:MODEL@URL | llm:MODEL_SPEC")
-    ],
+    judge: JudgeOption,
     out: OutOption,
     data: Annotated[
         str,
@@ -295,10 +293,10 @@ def rewardbench(
         list[str] | None, typer.Option(help="Only these subsets (repeatable).")
     ] = None,
     limit: LimitOption = None,
-    batch_size: Annotated[int, typer.Option(help="Reward-model batch size.")] = 8,
-    max_length: Annotated[int, typer.Option(help="Reward-model max tokens.")] = 4096,
-    device: Annotated[str, typer.Option(help="Reward-model device (cpu, cuda).")] = "cpu",
-    dtype: Annotated[str, typer.Option(help="float32, bfloat16, float16 or auto.")] = "float32",
+    batch_size: BatchOption = 8,
+    max_length: MaxLengthOption = 4096,
+    device: DeviceOption = "cpu",
+    dtype: DtypeOption = "float32",
     engine: EngineOption = "local",
     ray_address: RayAddressOption = None,
     workers: WorkersOption = None,
@@ -313,11 +311,7 @@ def rewardbench(
 
     if data == "allenai/reward-bench" and version == 2:
         data = "allenai/reward-bench-2"
-    options = {"batch_size": batch_size, "max_length": max_length, "device": device}
-    if judge.startswith("reward:"):
-        options["dtype"] = dtype
-    else:
-        options = {}
+    options = _judge_options(judge, batch_size, max_length, device, dtype)
     options.update(_engine_options(engine, ray_address, workers))
     doc = _run(
         lambda reporter: run_rewardbench(

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import gzip
 import json
 import platform
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from importlib import metadata
 from pathlib import Path
 from typing import Any
@@ -114,12 +115,20 @@ def write_run(
     return document
 
 
-def read_jsonl(path: Path, what: str) -> list[dict[str, Any]]:
-    """Records of a JSON Lines file; a bad line is an EvalError naming file and line."""
+def read_jsonl(
+    path: Path, what: str, check: Callable[[dict[str, Any], str], dict[str, Any]] | None = None
+) -> list[dict[str, Any]]:
+    """Records of a JSON Lines file (plain or .gz); a bad line is an EvalError naming file
+    and line. `check(row, "FILE:LINE")` validates each record where given."""
     try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise EvalError(f"{path}: cannot read {what}: {exc.strerror}") from None
+        if path.name.endswith(".gz"):
+            with gzip.open(path, "rt", encoding="utf-8") as handle:
+                text = handle.read()
+        else:
+            text = path.read_text(encoding="utf-8")
+    except (OSError, EOFError, gzip.BadGzipFile) as exc:
+        reason = getattr(exc, "strerror", None) or exc
+        raise EvalError(f"{path}: cannot read {what}: {reason}") from None
     rows = []
     for number, line in enumerate(text.splitlines(), start=1):
         if not line.strip():
@@ -130,7 +139,7 @@ def read_jsonl(path: Path, what: str) -> list[dict[str, Any]]:
             raise EvalError(f"{path}:{number}: not valid JSON ({exc.msg})") from None
         if not isinstance(row, dict):
             raise EvalError(f"{path}:{number}: expected a JSON object")
-        rows.append(row)
+        rows.append(check(row, f"{path}:{number}") if check else row)
     return rows
 
 

@@ -15,7 +15,6 @@ the rows differently, so their padding differs).
 from __future__ import annotations
 
 import contextlib
-import math
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -69,15 +68,12 @@ class RayScorer:
         self.kind, self.name = self._ray.get(self._actors[0].describe.remote())
 
     def _workers(self, cpus: float, gpus: float) -> int:
-        if self.config.workers:
-            return self.config.workers
-        resources = self._ray.cluster_resources()
-        if gpus > 0:
-            fit = resources.get("GPU", 0) / gpus
-            if fit < 1:
-                raise EvalError(f"ray: the judge needs a GPU and the cluster has {fit:g}")
-            return max(1, math.floor(fit))
-        return max(1, math.floor(resources.get("CPU", 1) / cpus))
+        from helpsteer.pipeline import Needs, PipelineError
+
+        try:
+            return self._engine.workers_for(Needs(num_cpus=cpus, num_gpus=gpus))
+        except PipelineError as exc:
+            raise EvalError(str(exc)) from None
 
     def _buckets(self, prompts: Sequence[str]) -> list[list[int]]:
         from helpsteer.partition import bucket

@@ -20,14 +20,12 @@ from the benchmark's `question.jsonl` (FastChat's layout puts it one folder abov
 
 from __future__ import annotations
 
-import gzip
-import json
 import time
 from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
-from eval.common import EvalError
+from eval.common import EvalError, read_jsonl
 
 SINGLE_FIELDS = ("question_id", "model", "score", "turn")
 PAIR_FIELDS = ("question_id", "model_1", "model_2", "g1_winner", "g2_winner")
@@ -35,25 +33,7 @@ PAIR_FIELDS = ("question_id", "model_1", "model_2", "g1_winner", "g2_winner")
 
 def read_judgments(path: Path) -> list[dict[str, Any]]:
     """Records of one judgment file; a bad line names the file and line."""
-    try:
-        if path.name.endswith(".gz"):
-            with gzip.open(path, "rt", encoding="utf-8") as handle:
-                text = handle.read()
-        else:
-            text = path.read_text(encoding="utf-8")
-    except (OSError, EOFError, gzip.BadGzipFile) as exc:
-        raise EvalError(f"{path}: cannot read judgments: {exc}") from None
-    rows = []
-    for number, line in enumerate(text.splitlines(), start=1):
-        if not line.strip():
-            continue
-        try:
-            row = json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise EvalError(f"{path}:{number}: not valid JSON ({exc.msg})") from None
-        if not isinstance(row, dict):
-            raise EvalError(f"{path}:{number}: expected a JSON object")
-        rows.append(_checked(row, f"{path}:{number}"))
+    rows = read_jsonl(path, "judgments", _checked)
     if not rows:
         raise EvalError(f"{path}: no judgments")
     return rows

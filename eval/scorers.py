@@ -237,12 +237,6 @@ def make_scorer(
     return _local_scorer(spec, in_flight_share=in_flight_share, **options)
 
 
-def _shared(config: Any, share: int) -> Any:
-    if share <= 1:
-        return config
-    return config.model_copy(update={"max_in_flight": max(1, -(-config.in_flight // share))})
-
-
 def _local_scorer(
     spec: str,
     cache_dir: Path | None,
@@ -275,14 +269,15 @@ def _local_scorer(
     if kind == "llm":
         from eval.common import model_label
         from helpsteer.llm import make_client
+        from helpsteer.llm.shared import share_of
 
-        config = _shared(parse_model_spec(rest, cache_dir), in_flight_share)
+        config = share_of(parse_model_spec(rest, cache_dir), in_flight_share)
         return LLMScorer(make_client(config), model_label(config), max_tokens or 512)
     if kind == "genrm" or kind.startswith("genrm@"):
         from eval.common import model_label
         from helpsteer.llm import make_client
 
         samples = _genrm_samples(spec, kind)
-        config = _shared(parse_model_spec(rest, cache_dir), in_flight_share)
+        config = share_of(parse_model_spec(rest, cache_dir), in_flight_share)
         return GenRMScorer(make_client(config), model_label(config), samples, max_tokens)
     raise EvalError(f"judge {spec!r}: unknown kind {kind!r} (reward, endpoint, llm or genrm)")

@@ -27,10 +27,15 @@ def set_in_flight_share(workers: int) -> None:
     _SHARE = max(1, int(workers))
 
 
-def _shared_config(config: LLMConfig) -> LLMConfig:
-    if _SHARE == 1:
+def share_of(config: LLMConfig, share: int) -> LLMConfig:
+    """`config` for one of `share` processes: 1/share of its in-flight bound (at least 1)."""
+    if share <= 1:
         return config
-    return config.model_copy(update={"max_in_flight": max(1, -(-config.in_flight // _SHARE))})
+    return config.model_copy(update={"max_in_flight": max(1, -(-config.in_flight // share))})
+
+
+def _shared_config(config: LLMConfig) -> LLMConfig:
+    return share_of(config, _SHARE)
 
 
 def shared_client(config: LLMConfig | dict) -> LLMClient:
