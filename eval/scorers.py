@@ -26,6 +26,7 @@ from typing import Any
 
 from eval.common import EvalError, parse_model_spec
 from eval.rewardbench import classifier_results, llm_result
+from helpsteer.llm.shared import share_of
 
 
 def regroup(flat: list[float], answers: Sequence[Sequence[str]]) -> list[list[float]]:
@@ -269,7 +270,6 @@ def _local_scorer(
     if kind == "llm":
         from eval.common import model_label
         from helpsteer.llm import make_client
-        from helpsteer.llm.shared import share_of
 
         config = share_of(parse_model_spec(rest, cache_dir), in_flight_share)
         return LLMScorer(make_client(config), model_label(config), max_tokens or 512)
