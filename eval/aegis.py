@@ -206,10 +206,10 @@ def run_aegis(
     judge_tokens: int = 32,
     cache_dir: Path | None = None,
     reporter: Any = None,
+    engine: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    from eval.common import model_label, parse_model_spec, write_jsonl, write_run
+    from eval.common import llm_clients, model_label, parse_model_spec, write_jsonl, write_run
     from helpsteer.atomic import write_text
-    from helpsteer.llm import make_client
 
     started = time.perf_counter()
     frame = load_prompts(source, split, text_type)
@@ -221,23 +221,17 @@ def run_aegis(
     model_cfg = parse_model_spec(model, cache)
     judge_cfg = parse_model_spec(safety_judge, cache) if safety_judge else model_cfg
     prompts = frame.to_dicts()
-    client = make_client(model_cfg)
-    try:
+    with llm_clients([model_cfg, judge_cfg], engine, cache) as open_client:
+        client = open_client(model_cfg)
         requests = greedy_requests((p["text"] for p in prompts), max_tokens)
         responses = client.complete_batch(requests, reporter=reporter)
-        judge_client = client if judge_cfg == model_cfg else make_client(judge_cfg)
-        try:
-            judge_requests = greedy_requests(
-                (judge_prompt(p["text"], r.text) for p, r in zip(prompts, responses, strict=True)),
-                judge_tokens,
-                seed=None,
-            )
-            verdicts = judge_client.complete_batch(judge_requests, reporter=reporter)
-        finally:
-            if judge_client is not client:
-                judge_client.close()
-    finally:
-        client.close()
+        judge_client = client if judge_cfg == model_cfg else open_client(judge_cfg)
+        judge_requests = greedy_requests(
+            (judge_prompt(p["text"], r.text) for p, r in zip(prompts, responses, strict=True)),
+            judge_tokens,
+            seed=None,
+        )
+        verdicts = judge_client.complete_batch(judge_requests, reporter=reporter)
     rows = []
     for p, response, verdict in zip(prompts, responses, verdicts, strict=True):
         parsed = (

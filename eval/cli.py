@@ -108,6 +108,9 @@ def mt_bench(
     judge_tokens: Annotated[int, typer.Option(help="Max tokens per judgment.")] = 2048,
     model_id: Annotated[str | None, typer.Option(help="Name of the model in outputs.")] = None,
     cache_dir: CacheOption = None,
+    engine: EngineOption = "local",
+    ray_address: RayAddressOption = None,
+    workers: WorkersOption = None,
     quiet: QuietOption = False,
 ) -> None:
     """Generate MT-Bench answers (both turns) and judge them, FastChat-compatible.
@@ -136,6 +139,7 @@ def mt_bench(
         judge_tokens=judge_tokens,
         cache_dir=cache_dir,
         model_id=model_id,
+        engine=_engine_options(engine, ray_address, workers) or None,
     )
     doc = _run(lambda reporter: run_mtbench(run, reporter), quiet)
     if "single" in doc:
@@ -184,7 +188,8 @@ DtypeOption = Annotated[str, typer.Option(help="float32, bfloat16, float16 or au
 EngineOption = Annotated[
     str,
     typer.Option(
-        "--engine", help="local, or ray: spread the judging over a Ray cluster's workers."
+        "--engine",
+        help="local, or ray: spread the judging (and generation) over a Ray cluster's workers.",
     ),
 ]
 RayAddressOption = Annotated[
@@ -344,6 +349,9 @@ def aegis(
     max_tokens: Annotated[int, typer.Option(help="Max tokens per response.")] = 256,
     judge_tokens: Annotated[int, typer.Option(help="Max tokens per safety verdict.")] = 32,
     cache_dir: CacheOption = None,
+    engine: EngineOption = "local",
+    ray_address: RayAddressOption = None,
+    workers: WorkersOption = None,
     quiet: QuietOption = False,
 ) -> None:
     """Generate responses to AEGIS prompts and classify them with a safety judge.
@@ -365,6 +373,7 @@ def aegis(
             judge_tokens,
             cache_dir,
             reporter,
+            _engine_options(engine, ray_address, workers) or None,
         ),
         quiet,
     )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import gzip
 import json
 import platform
@@ -69,6 +70,40 @@ def _config_from_toml(path: Path, cache_dir: Path | None) -> LLMConfig:
     except ValueError as exc:
         first = str(exc).splitlines()
         raise EvalError(f"{path}: invalid [llm] table: {' '.join(first[:3])}") from None
+
+
+@contextlib.contextmanager
+def llm_clients(configs: list[LLMConfig], engine: dict[str, Any] | None, cache_dir: Path):
+    """Yields `open(config) -> client` for a run's LLMs and closes them at the end.
+
+    `engine` is the CLI's engine options (`{"engine": "ray", "ray": {...}}`): on Ray one
+    actor pool answers every config's requests (`eval.distributed.RayLLMSession`);
+    otherwise each config gets its own in-process client.
+    """
+    from helpsteer.llm import make_client
+
+    opened: list[Any] = []
+    session = None
+    kind = (engine or {}).get("engine", "local")
+    if kind not in ("local", "ray"):
+        raise EvalError(f"--engine {kind!r}: expected local or ray")
+    if kind == "ray":
+        from eval.distributed import RayLLMSession
+
+        session = RayLLMSession(engine.get("ray") or {}, configs, cache_dir)
+
+    def open_client(config: LLMConfig):
+        client = session.client(config) if session is not None else make_client(config)
+        opened.append(client)
+        return client
+
+    try:
+        yield open_client
+    finally:
+        for client in opened:
+            client.close()
+        if session is not None:
+            session.close()
 
 
 def model_label(config: LLMConfig) -> str:

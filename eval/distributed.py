@@ -156,11 +156,12 @@ class RayScorer:
         self._engine.close()
 
 
-def _fold(caches: list[Path]) -> None:
+def _fold(caches: list[Path], remove: bool = True) -> None:
+    """Segments into the main cache; `remove` only while no worker is alive."""
     from helpsteer.llm.segments import compact
 
     for folder in caches:
-        compact(folder)
+        compact(folder, remove=remove)
 
 
 class _Quiet:
@@ -198,3 +199,186 @@ def _worker_class(ray):
 
         _CLASSES["worker"] = ray.remote(ScorerWorker)
     return _CLASSES["worker"]
+
+
+# -- LLM requests on Ray: MT-Bench, AEGIS ---------------------------------------------------
+
+
+class RayLLMSession:
+    """One Ray actor pool that answers the chat requests of every LLM a run uses.
+
+    MT-Bench and AEGIS call `complete_batch` on a model client and a judge client; here
+    each call is split into buckets by a stable hash of the request (its cache key) and
+    the buckets go to the pool's workers, which hold one client per LLM config
+    (`helpsteer.llm.shared`, so a local llama.cpp server or a vLLM engine stays up across
+    buckets and calls) and admit 1/W of the config's in-flight bound each. The model and
+    the judge share the pool: two pools that each hold every CPU would wait on each
+    other. Completions come back in request order, so the run is the local engine's;
+    workers write their completions to per-worker cache segments, which the driver
+    folds into the main cache before and after each call.
+    """
+
+    def __init__(self, ray_options: dict[str, Any], configs: Sequence[Any], cache_dir: Path):
+        from helpsteer.pipeline import PipelineError, llm_needs
+        from helpsteer.ray_engine import RayConfig, RayEngine
+
+        self.config = RayConfig.model_validate(ray_options)
+        self._caches = sorted({Path(c.cache_dir) for c in configs if c.cache_dir})
+        try:
+            self._engine = RayEngine(self.config, cache_dir, _Quiet())
+            self._engine.start()
+        except PipelineError as exc:
+            raise EvalError(str(exc)) from None
+        self._ray = self._engine._ray
+        needs = llm_needs(*configs)
+        gpus = needs.num_gpus if self.config.num_gpus is None else self.config.num_gpus
+        cpus = self.config.num_cpus or 1.0
+        self.workers = self._workers(cpus, gpus)
+        self.count = self.config.partitions or 2 * self.workers
+        _fold(self._caches)  # what an earlier run that died left in segments
+        worker = _llm_worker_class(self._ray).options(
+            num_cpus=cpus,
+            num_gpus=gpus,
+            max_restarts=self.config.max_retries,
+            max_task_retries=self.config.max_retries,
+        )
+        self._actors = [worker.remote(self._engine._hub_name) for _ in range(self.workers)]
+
+    def _workers(self, cpus: float, gpus: float) -> int:
+        from helpsteer.pipeline import Needs, PipelineError
+
+        try:
+            return self._engine.workers_for(Needs(num_cpus=cpus, num_gpus=gpus))
+        except PipelineError as exc:
+            raise EvalError(str(exc)) from None
+
+    def client(self, config: Any) -> RayLLMClient:
+        return RayLLMClient(self, config)
+
+    def complete(self, config: Any, requests: list[Any], reporter: Any) -> tuple[list, dict]:
+        """Completions in request order, and the workers' LLM statistics summed."""
+        from helpsteer.partition import bucket
+        from helpsteer.ray_engine import _DriverBars
+
+        parts: list[list[int]] = [[] for _ in range(self.count)]
+        for i, request in enumerate(requests):
+            parts[bucket(request.cache_key(config.backend, config.model), self.count)].append(i)
+        calls = [idx for idx in parts if idx]
+        out: list[Any] = [None] * len(requests)
+        stats: dict[str, float] = {}
+        config_json = config.model_dump_json()
+        label = f"LLM {config.backend}:{config.model} on {self.workers} Ray workers: buckets"
+        bars = _DriverBars(reporter, self._engine._hub, label, len(calls)) if reporter else None
+        _fold(self._caches, remove=False)
+        with bars if bars is not None else contextlib.nullcontext():
+            for idx, (done, delta) in self._dispatch(config_json, requests, calls, bars):
+                for j, i in enumerate(idx):
+                    out[i] = done[j]
+                for key, value in delta.items():
+                    stats[key] = stats.get(key, 0) + value
+        _fold(self._caches, remove=False)
+        return out, stats
+
+    def _dispatch(self, config_json, requests, calls, bars):
+        ray = self._ray
+        queue = [(n, idx) for n, idx in enumerate(calls)]
+        running: dict[Any, tuple[list[int], Any]] = {}
+
+        def submit(actor) -> None:
+            number, idx = queue.pop(0)
+            part = [requests[i] for i in idx]
+            ref = actor.complete.remote(config_json, part, number, self.workers)
+            running[ref] = (idx, actor)
+
+        for actor in self._actors:
+            if queue:
+                submit(actor)
+        while running:
+            done, _ = ray.wait(list(running), num_returns=1, timeout=0.25)
+            if bars is not None:
+                bars.refresh()
+            for ref in done:
+                idx, actor = running.pop(ref)
+                try:
+                    result = ray.get(ref)
+                except ray.exceptions.RayError as exc:
+                    failed = f"ray: a bucket of {len(idx)} requests failed: {exc}"
+                    raise EvalError(failed) from None
+                if bars is not None:
+                    bars.bucket_done()
+                if queue:
+                    submit(actor)
+                yield idx, result
+
+    def close(self) -> None:
+        for actor in self._actors:
+            with contextlib.suppress(Exception):
+                self._ray.kill(actor)
+        self._actors = []
+        _fold(self._caches)
+        self._engine.close()
+
+
+class RayLLMClient:
+    """The part of `LLMClient` the benchmark runs use (`complete_batch`, `stats`), with
+    the requests answered by a `RayLLMSession`'s workers."""
+
+    backend_name = "ray"
+
+    def __init__(self, session: RayLLMSession, config: Any):
+        from helpsteer.llm.client import LLMStats
+
+        self.session, self.config = session, config
+        self.stats = LLMStats()
+
+    @property
+    def model_name(self) -> str:
+        return self.config.model
+
+    def complete_batch(self, requests, reporter: Any = None) -> list[Any]:
+        import time
+
+        from helpsteer.llm.types import as_request
+
+        started = time.perf_counter()
+        items = [as_request(r) for r in requests]
+        done, delta = self.session.complete(self.config, items, reporter)
+        for key, value in delta.items():
+            if key != "wall_s":
+                setattr(self.stats, key, getattr(self.stats, key) + value)
+        self.stats.wall_s += time.perf_counter() - started
+        return done
+
+    def complete(self, request) -> Any:
+        return self.complete_batch([request])[0]
+
+    def close(self) -> None:
+        """The session owns the workers and their clients."""
+
+
+def _llm_worker_class(ray):
+    if "llm" not in _CLASSES:
+
+        class LLMWorker:
+            """Answers buckets of chat requests with this process's client per config."""
+
+            def __init__(self, hub_name: str):
+                from helpsteer.llm.segments import become_writer
+
+                become_writer()
+                self.hub = ray.get_actor(hub_name)
+
+            def complete(self, config_json: str, requests: list, bucket: int, share: int):
+                from helpsteer.llm.config import LLMConfig
+                from helpsteer.llm.shared import set_in_flight_share, shared_client
+                from helpsteer.ray_engine import WorkerReporter
+
+                set_in_flight_share(share)
+                client = shared_client(LLMConfig.model_validate_json(config_json))
+                before = client.stats.as_dict()
+                done = client.complete_batch(requests, reporter=WorkerReporter(self.hub, bucket))
+                after = client.stats.as_dict()
+                return done, {k: after[k] - before[k] for k in after}
+
+        _CLASSES["llm"] = ray.remote(LLMWorker)
+    return _CLASSES["llm"]

@@ -510,12 +510,13 @@ class MTBenchRun:
     judge_tokens: int = 2048
     cache_dir: Path | None = None
     model_id: str | None = None
+    engine: dict[str, Any] | None = None
+    """`{"engine": "ray", "ray": {...}}`: answer and judge on a Ray cluster."""
 
 
 def run_mtbench(run: MTBenchRun, reporter: Any = None) -> dict[str, Any]:
-    from eval.common import model_label, parse_model_spec, write_jsonl, write_run
+    from eval.common import llm_clients, model_label, parse_model_spec, write_jsonl, write_run
     from helpsteer.atomic import write_text
-    from helpsteer.llm import make_client
 
     started = time.perf_counter()
     if run.mode not in ("single", "pairwise"):
@@ -529,22 +530,16 @@ def run_mtbench(run: MTBenchRun, reporter: Any = None) -> dict[str, Any]:
     judge_cfg = parse_model_spec(run.judge, cache) if run.judge else model_cfg
     model_id = run.model_id or model_label(model_cfg)
     judge_id = model_label(judge_cfg)
-    client = make_client(model_cfg)
-    try:
+    with llm_clients([model_cfg, judge_cfg], run.engine, cache) as open_client:
+        client = open_client(model_cfg)
         answer_rows = generate_answers(client, questions, model_id, run.answer_tokens, 0, reporter)
         write_jsonl(run.out / "model_answer" / f"{model_id}.jsonl", answer_rows)
         answers = {r["question_id"]: r["choices"][0]["turns"] for r in answer_rows}
-        judge_client = client if judge_cfg == model_cfg else make_client(judge_cfg)
-        try:
-            results, skipped = _judge(
-                run, data, questions, answers, model_id, judge_id, judge_client, reporter
-            )
-        finally:
-            if judge_client is not client:
-                judge_client.close()
+        judge_client = client if judge_cfg == model_cfg else open_client(judge_cfg)
+        results, skipped = _judge(
+            run, data, questions, answers, model_id, judge_id, judge_client, reporter
+        )
         usage = client.stats.as_dict()
-    finally:
-        client.close()
     results["skipped"] = skipped
     results["usage"] = usage
     config = {

@@ -69,3 +69,89 @@ def test_llm_judge_verdicts_equal_local(tmp_path, ray_cluster):
     theirs = pl.read_parquet(tmp_path / "local" / "scores.parquet")
     assert ours.equals(theirs)
     assert ours["result"].n_unique() > 1  # the judge did not give one answer throughout
+
+
+def _digest(text: str) -> int:
+    return int(hashlib.sha256(text.encode()).hexdigest(), 16)
+
+
+def _varied(body: dict) -> list[str]:
+    """Model and judge whose answers depend on what they are sent, so a request answered
+    for the wrong item, or results put back in the wrong order, change the outputs."""
+    messages = body["messages"]
+    everything = " ".join(m["content"] for m in messages)
+    if "[[rating]]" in everything:
+        return [f"Judged. Rating: [[{_digest(everything) % 10 + 1}]]"]
+    if "content safety classifier" in everything:
+        return ["unsafe\nO3" if _digest(everything) % 2 else "safe"]
+    return [f"Answer {_digest(everything) % 997}: {messages[-1]['content'][:30]}"]
+
+
+def _rows(path, drop=("tstamp",)):
+    return [
+        {k: v for k, v in json.loads(line).items() if k not in drop}
+        for line in path.read_text().splitlines()
+    ]
+
+
+def _mt_bench(out, mt_bench_dir, server, *extra):
+    args = ["eval", "mt-bench", "--bench", str(mt_bench_dir), "--out", str(out),
+            "--model", f"openai:model@{server.url}", "--judge", f"openai:judge@{server.url}",
+            "--limit", "8", "--quiet", *extra]  # fmt: skip
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0, result.output
+    return json.loads((out / "results.json").read_text())
+
+
+def test_mt_bench_on_ray_equals_local(tmp_path, ray_cluster, mt_bench_dir):
+    with FaultServer(responder=_varied) as server:
+        local = _mt_bench(tmp_path / "local", mt_bench_dir, server)
+        sent_local = len(server.requests)
+        spread = _mt_bench(tmp_path / "ray", mt_bench_dir, server, "--engine", "ray")
+        sent_ray = len(server.requests) - sent_local
+        # The workers' cache segments were folded into the run's cache: a re-run on the
+        # local engine sends nothing.
+        _mt_bench(tmp_path / "ray", mt_bench_dir, server)
+        again = len(server.requests) - sent_local - sent_ray
+    assert sent_local == sent_ray == 8 * 2 + 8 * 2  # two answer turns, two judged turns
+    assert again == 0
+    for name in ("model_answer/model.jsonl", "model_judgment/judge_single.jsonl"):
+        assert _rows(tmp_path / "ray" / name) == _rows(tmp_path / "local" / name), name
+    assert spread["single"] == local["single"]
+    scores = {r["score"] for r in _rows(tmp_path / "ray" / "model_judgment/judge_single.jsonl")}
+    assert len(scores) > 2  # the judge's ratings vary with the item
+    usage = spread["usage"]
+    assert usage["requests"] == 16 and usage["calls"] == 16  # the model's, summed over workers
+
+
+def test_aegis_on_ray_equals_local(tmp_path, ray_cluster):
+    from eval.testing import write_aegis
+
+    data = write_aegis(tmp_path / "aegis.jsonl")
+    with FaultServer(responder=_varied) as server:
+        docs = {}
+        for name, extra in (("local", []), ("ray", ["--engine", "ray", "--workers", "2"])):
+            args = ["eval", "aegis", "--data", str(data), "--out", str(tmp_path / name),
+                    "--model", f"openai:m@{server.url}", "--quiet", *extra]  # fmt: skip
+            result = runner.invoke(app, args)
+            assert result.exit_code == 0, result.output
+            docs[name] = json.loads((tmp_path / name / "results.json").read_text())
+        assert len(server.requests) == 2 * 10  # 5 responses + 5 verdicts per run
+    assert _rows(tmp_path / "ray" / "judgments.jsonl") == _rows(
+        tmp_path / "local" / "judgments.jsonl"
+    )
+    for key in ("overall", "by_reference_category", "by_judged_category", "total"):
+        assert docs["ray"][key] == docs["local"][key]
+    labels = {r["label"] for r in _rows(tmp_path / "ray" / "judgments.jsonl")}
+    assert labels == {"safe", "unsafe"}
+
+
+def test_unknown_engine_is_a_usage_error(tmp_path):
+    from eval.testing import write_aegis
+
+    data = write_aegis(tmp_path / "aegis.jsonl")
+    args = ["eval", "aegis", "--data", str(data), "--out", str(tmp_path / "o"), "--quiet",
+            "--model", "openai:m@http://127.0.0.1:9/v1", "--engine", "spark"]  # fmt: skip
+    result = runner.invoke(app, args)
+    assert result.exit_code == 2
+    assert "--engine 'spark': expected local or ray" in result.output
