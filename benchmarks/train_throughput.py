@@ -1,4 +1,5 @@
-"""Reward-model training throughput: ours packed, ours padded and TRL's RewardTrainer.
+"""Reward-model training throughput: ours packed (with and without shared prompts), ours
+padded and TRL's RewardTrainer.
 
     python benchmarks/train_throughput.py [--pairs 384] [--hidden 128] [--layers 4] [--rounds 3]
 
@@ -6,11 +7,12 @@ All three train the same tiny random Llama (built offline) on the same preferenc
 (Anthropic HH-RLHF harmless-base from ../shared/data when present, else synthetic pairs),
 with the same batch size, micro-batch size, learning rate and max length, for one epoch
 on CPU in fp32 without activation checkpointing: ours with padding-free packed
-micro-batches (the default), ours with padded length-grouped micro-batches
+micro-batches and each pair's prompt computed once (the default), the same packed with
+data.share_prompt = false, ours with padded length-grouped micro-batches
 (data.packing = false), and TRL 1.16's RewardTrainer (imported from --trl-path, a
 `pip install --no-deps --target` folder, so TRL never enters the project's environment).
 Each run is its own subprocess, so its peak memory (max RSS) is its own; a round runs the
-three one after another and --rounds repeats it, because a shared machine's speed drifts.
+variants one after another and --rounds repeats it, because a shared machine's speed drifts.
 Printed: real (non-pad) tokens per second, the share of padded tokens, peak memory, the
 ratios per round (median and range) and the load average around each round.
 """
@@ -94,7 +96,7 @@ def _peak_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def run_ours(spec: dict, packed: bool) -> dict:
+def run_ours(spec: dict, packed: bool, share_prompt: bool = True) -> dict:
     from helpsteer.progress import Reporter
     from trainers.config import validate_config
     from trainers.train_rm import Dist, Trainer
@@ -102,7 +104,12 @@ def run_ours(spec: dict, packed: bool) -> dict:
     raw = {
         "output_dir": str(WORK / "ours"),
         "model": {"name_or_path": spec["model"]},
-        "data": {"train": spec["data"], "max_length": spec["max_length"], "packing": packed},
+        "data": {
+            "train": spec["data"],
+            "max_length": spec["max_length"],
+            "packing": packed,
+            "share_prompt": share_prompt,
+        },
         "objective": {"loss": "bt_plain"},
         "optim": {
             "lr": 1e-4,
@@ -117,6 +124,7 @@ def run_ours(spec: dict, packed: bool) -> dict:
     return {
         "tokens_per_s": summary["tokens_per_s"],
         "padded_fraction": summary["padded_fraction"],
+        "computed_per_token": summary["computed_per_token"],
         "train_seconds": summary["train_seconds"],
         "steps": summary["step"],
         "peak_mb": _peak_mb(),
@@ -189,8 +197,13 @@ def run_trl(spec: dict) -> dict:
     }
 
 
-VARIANTS = ("packed", "padded", "trl")
-LABELS = {"packed": "ours packed", "padded": "ours padded", "trl": "TRL Reward"}
+VARIANTS = ("packed", "unshared", "padded", "trl")
+LABELS = {
+    "packed": "ours packed",
+    "unshared": "packed, no share",
+    "padded": "ours padded",
+    "trl": "TRL Reward",
+}
 
 
 def child(which: str, spec_path: str) -> None:
@@ -198,7 +211,10 @@ def child(which: str, spec_path: str) -> None:
 
     spec = json.loads(Path(spec_path).read_text())
     torch.set_num_threads(spec["threads"])
-    result = run_trl(spec) if which == "trl" else run_ours(spec, packed=which == "packed")
+    if which == "trl":
+        result = run_trl(spec)
+    else:
+        result = run_ours(spec, packed=which != "padded", share_prompt=which == "packed")
     print("RESULT " + json.dumps(result))
 
 
@@ -242,7 +258,7 @@ def summarize(rounds: list[dict], variants: list[str]) -> dict:
             k: statistics.median(r[v][k] for r in rounds)
             for k in ("tokens_per_s", "padded_fraction", "train_seconds", "peak_mb")
         }
-    pairs = [("packed", "trl"), ("padded", "trl"), ("packed", "padded")]
+    pairs = [("packed", "trl"), ("unshared", "trl"), ("padded", "trl"), ("packed", "unshared")]
     for a, b in pairs:
         if a in variants and b in variants:
             out["ratios"][f"{a}/{b}"] = [

@@ -70,6 +70,12 @@ class DataGroup(_Group):
         "with per-sequence position_ids (decoder bases; encoders keep padded batches). "
         "false: pad each micro-batch to its longest sequence.",
     )
+    share_prompt: bool = Field(
+        True,
+        description="Bradley-Terry with packing (attention sdpa_varlen): compute a pair's "
+        "common prompt once, both replies attending to it (same rewards and gradients). "
+        "false: chosen and rejected each on their own.",
+    )
     limit: int | None = Field(None, ge=1, description="Use only the first N rows (smoke runs).")
 
 

@@ -18,6 +18,16 @@ kernels keep it inside:
 
 The reward of each sequence is read at its own last token: a forward hook keeps the
 head's per-token output (the HF head itself pools one token per row).
+
+Shared prompts (`pack_pairs`, Bradley-Terry with `sdpa_varlen`): a pair's chosen and
+rejected sequences begin with the same tokens (the conversation so far), so the pair is
+laid out once as prompt + chosen reply + rejected reply, the rejected reply's positions
+continuing from the prompt's. The chosen part attends causally to the prompt and itself
+(one causal SDPA call over prompt + chosen); the rejected part attends to the prompt and
+itself (one SDPA call with a [prompt: all, reply: causal] mask). Every token sees exactly
+what it sees in its own sequence, so rewards, losses and gradients are the unshared ones
+(the prompt's gradient is the sum from both replies), and the prompt is computed once:
+on HH-RLHF harmless-base pairs the shared prompt is about a third of a pair's tokens.
 """
 
 from __future__ import annotations
@@ -42,19 +52,41 @@ def _sdpa_varlen(module, query, key, value, attention_mask, dropout=0.0, scaling
     lengths = kw.get("packed_lengths")
     if lengths is None:
         raise RuntimeError(f"{KERNEL} needs packed inputs; use sdpa for padded batches")
-    gqa = query.shape[1] != key.shape[1]
-    p = dropout if module.training else 0.0
+    options = {
+        "dropout_p": dropout if module.training else 0.0,
+        "scale": scaling,
+        "enable_gqa": query.shape[1] != key.shape[1],
+    }
     window = kw.get("sliding_window")
+    shared = kw.get("packed_shared")
     parts = zip(*(x.split(lengths, dim=2) for x in (query, key, value)), strict=True)
     outs = []
-    for q, k, v in parts:
+    for n, (q, k, v) in enumerate(parts):
+        if shared is not None:
+            outs.append(_shared_prompt_attention(q, k, v, *shared[n], options))
+            continue
         mask = _band(q.shape[2], window, query.device)
-        causal = mask is None
         out = F.scaled_dot_product_attention(
-            q, k, v, attn_mask=mask, is_causal=causal, dropout_p=p, scale=scaling, enable_gqa=gqa
+            q, k, v, attn_mask=mask, is_causal=mask is None, **options
         )
         outs.append(out)
     return torch.cat(outs, dim=2).transpose(1, 2).contiguous(), None
+
+
+def _shared_prompt_attention(q, k, v, prompt: int, chosen: int, options: dict) -> torch.Tensor:
+    """Attention of one pair laid out as prompt + chosen + rejected (see the module doc)."""
+    first = prompt + chosen
+    rejected = q.shape[2] - first
+    q_first, q_rej = q.split([first, rejected], dim=2)
+    k_first, k_rej = k.split([first, rejected], dim=2)
+    v_first, v_rej = v.split([first, rejected], dim=2)
+    out_first = F.scaled_dot_product_attention(q_first, k_first, v_first, is_causal=True, **options)
+    keys = torch.cat([k_first[:, :, :prompt], k_rej], dim=2)
+    values = torch.cat([v_first[:, :, :prompt], v_rej], dim=2)
+    mask = torch.ones(rejected, prompt + rejected, dtype=torch.bool, device=q.device)
+    mask[:, prompt:] = torch.ones(rejected, rejected, dtype=torch.bool, device=q.device).tril()
+    out_rej = F.scaled_dot_product_attention(q_rej, keys, values, attn_mask=mask, **options)
+    return torch.cat([out_first, out_rej], dim=2)
 
 
 def _band(n: int, window: int | None, device) -> torch.Tensor | None:
@@ -83,11 +115,16 @@ class Packed:
     position_ids: torch.Tensor
     """[1, total tokens], restarting at 0 for each sequence"""
     bounds: list[int]
-    """start of each sequence, then the total: sequence i is bounds[i]:bounds[i + 1]"""
+    """start of each sequence (or shared-prompt pair), then the total"""
+    shared: list[tuple[int, int]] | None = None
+    """per pair (prompt tokens, chosen reply tokens) when pairs share their prompt"""
+    ends: list[int] | None = None
+    """where each sequence's reward is read, when not at the end of each span"""
 
     @property
     def last_tokens(self) -> torch.Tensor:
-        return torch.tensor(self.bounds[1:], device=self.input_ids.device) - 1
+        ends = self.ends if self.ends is not None else [b - 1 for b in self.bounds[1:]]
+        return torch.tensor(ends, device=self.input_ids.device)
 
     @property
     def lengths(self) -> list[int]:
@@ -102,6 +139,10 @@ class Packed:
         }
         if attn == KERNEL:
             kwargs["packed_lengths"] = self.lengths
+            if self.shared is not None:
+                kwargs["packed_shared"] = self.shared
+        elif self.shared is not None:
+            raise RuntimeError(f"shared-prompt pairs need the {KERNEL} attention, not {attn}")
         elif attn in FLASH:
             cu = torch.tensor(self.bounds, dtype=torch.int32, device=self.input_ids.device)
             longest = max(b - a for a, b in zip(self.bounds, self.bounds[1:], strict=False))
@@ -119,6 +160,40 @@ def pack(seqs: Sequence[Sequence[int]], device) -> Packed:
     ids = torch.tensor([t for s in seqs for t in s], device=device)
     positions = torch.tensor([p for s in seqs for p in range(len(s))], device=device)
     return Packed(ids[None], positions[None], bounds)
+
+
+def shared_prefix(a: Sequence[int], b: Sequence[int]) -> int:
+    """Tokens two sequences share at the start, leaving each at least one of its own
+    (its reward is read at its last token, which must be its own)."""
+    limit = min(len(a), len(b)) - 1
+    n = 0
+    while n < limit and a[n] == b[n]:
+        n += 1
+    return n
+
+
+def pack_pairs(chosen: Sequence[Sequence[int]], rejected: Sequence[Sequence[int]], device):
+    """One flat row of pairs, each laid out as shared prompt + chosen + rejected reply;
+    rewards come out in the order chosen of every pair, then rejected of every pair."""
+    ids: list[int] = []
+    positions: list[int] = []
+    bounds, shared, chosen_ends, rejected_ends = [0], [], [], []
+    for c, r in zip(chosen, rejected, strict=True):
+        p = shared_prefix(c, r)
+        start = bounds[-1]
+        ids += [*c, *r[p:]]
+        positions += [*range(len(c)), *range(p, len(r))]
+        shared.append((p, len(c) - p))
+        chosen_ends.append(start + len(c) - 1)
+        bounds.append(start + len(c) + len(r) - p)
+        rejected_ends.append(bounds[-1] - 1)
+    return Packed(
+        torch.tensor(ids, device=device)[None],
+        torch.tensor(positions, device=device)[None],
+        bounds,
+        shared=shared,
+        ends=chosen_ends + rejected_ends,
+    )
 
 
 class TokenScores:

@@ -253,7 +253,7 @@ class Trainer:
 
     def _plan_packing(self, model) -> None:
         """Pack micro-batches when the config asks and the base can; say why not otherwise."""
-        self.pack_attn, self.token_scores = None, None
+        self.pack_attn, self.token_scores, self.share_prompt = None, None, False
         requested = self.cfg.model.attn_implementation
         if not self.cfg.data.packing:
             self._no_packing(model, "off (data.packing = false): padded batches")
@@ -286,7 +286,21 @@ class Trainer:
         packing.set_attention(model, attn)
         self.pack_attn, self.token_scores = attn, scores
         self.packing_note = f"on: one flat row per micro-batch, attention {attn}"
+        self.share_prompt = self._can_share_prompt(model, attn)
+        if self.share_prompt:
+            self.packing_note += ", each pair's shared prompt computed once"
         self.rep.note(f"packing {self.packing_note}")
+
+    def _can_share_prompt(self, model, attn: str) -> bool:
+        """Shared prompts need pairs, our kernel, and full causal attention (no window)."""
+        base = model.get_base_model() if hasattr(model, "get_base_model") else model
+        window = getattr(base.config, "sliding_window", None)
+        return (
+            self.cfg.data.share_prompt
+            and self.bt
+            and attn == packing.KERNEL
+            and (window is None or window >= self.cfg.data.max_length)
+        )
 
     def _no_packing(self, model, note: str) -> None:
         requested = self.cfg.model.attn_implementation
@@ -307,15 +321,16 @@ class Trainer:
             return torch.autocast("cuda", dtype=torch.bfloat16)
         return contextlib.nullcontext()
 
-    def _scores(self, seqs: list[list[int]]) -> tuple[torch.Tensor, int, int]:
-        """Rewards [sequences, outputs], real tokens and tokens computed (padding included)."""
+    def _scores(self, seqs: list[list[int]], pairs: bool = False) -> tuple[torch.Tensor, int, int]:
+        """Rewards [sequences, outputs], real tokens and tokens computed (padding included,
+        a shared prompt once). `pairs`: chosen of every pair, then rejected of every pair."""
         if self.pack_attn:
-            packed = packing.pack(seqs, self.d.device)
+            packed = self._pack(seqs, pairs)
             with self._autocast():
                 logits = packing.packed_scores(
                     self.model, self.token_scores, packed, self.pack_attn
                 )
-            return logits.float(), packed.bounds[-1], packed.bounds[-1]
+            return logits.float(), sum(len(q) for q in seqs), packed.bounds[-1]
         ids, mask = pad_batch(seqs, self.tok.pad_token_id, self.cfg.data.padding_side)
         ids_t = torch.tensor(ids, device=self.d.device)
         mask_t = torch.tensor(mask, device=self.d.device)
@@ -324,13 +339,19 @@ class Trainer:
         real = int(mask_t.sum())
         return logits.float(), real, ids_t.numel()
 
+    def _pack(self, seqs: list[list[int]], pairs: bool) -> packing.Packed:
+        if pairs and self.share_prompt:
+            n = len(seqs) // 2
+            return packing.pack_pairs(seqs[:n], seqs[n:], self.d.device)
+        return packing.pack(seqs, self.d.device)
+
     def _seqs(self, split: Split, idx: list[int]) -> list[list[int]]:
         k = split.enc.per_sample
         # chosen of every pair first, then rejected: one forward for both halves
         return [split.enc.ids[i * k + j] for j in range(k) for i in idx]
 
     def _loss(self, split: Split, idx: list[int]):
-        logits, real, total = self._scores(self._seqs(split, idx))
+        logits, real, total = self._scores(self._seqs(split, idx), pairs=self.bt)
         samples = split.samples.samples
         if self.bt:
             n = len(idx)
@@ -356,7 +377,7 @@ class Trainer:
         cfg, d = self.cfg, self.d
         micro = split_batch(batch, cfg.optim.micro_batch_size, d.world, d.rank)
         denom = self._global_count(batch)
-        stats = torch.zeros(5, dtype=torch.float64)  # loss, correct, margin sum, real, total
+        stats = torch.zeros(5, dtype=torch.float64)  # loss, correct, margin sum, real, computed
         self.model.train()
         for j, mb in enumerate(micro):
             if d.sharded:
@@ -385,7 +406,9 @@ class Trainer:
         if self.bt:
             out["accuracy"] = float(stats[1]) / len(batch)
             out["mean_margin"] = float(stats[2]) / len(batch)
-        out["tokens"], out["padded_tokens"] = float(stats[3]), float(stats[4] - stats[3])
+        # Shared prompts compute fewer tokens than the sequences hold: no padding then.
+        out["tokens"], out["computed_tokens"] = float(stats[3]), float(stats[4])
+        out["padded_tokens"] = max(float(stats[4] - stats[3]), 0.0)
         return out
 
     def _clip(self) -> float:
@@ -476,7 +499,7 @@ class Trainer:
         self.sink = (
             MetricsSink(self.out, self.cfg.logging.tensorboard, step) if self.d.main else None
         )
-        self.tokens = self.padded = 0.0
+        self.tokens = self.padded = self.computed = 0.0
         self.t0 = time.time()
         stopped, last_valid = False, {}
         with self.rep.task("training", total=self.total_steps) as bar:
@@ -513,6 +536,7 @@ class Trainer:
             "tokens": self.tokens,
             "packing": self.packing_note,
             "padded_fraction": self.padded / max(self.tokens + self.padded, 1),
+            "computed_per_token": self.computed / max(self.tokens, 1),
             "tokens_per_s": self.tokens / max(elapsed, 1e-9),
             "train_seconds": elapsed,
             "valid": last_valid,
@@ -537,6 +561,7 @@ class Trainer:
     def _log_step(self, step: int, out: dict) -> float:
         self.tokens += out.pop("tokens")
         self.padded += out.pop("padded_tokens")
+        self.computed += out.pop("computed_tokens")
         rate = self.tokens / max(time.time() - self.t0, 1e-9)
         if step % self.cfg.logging.every_steps == 0 or step == self.total_steps:
             out["tokens_per_s"] = rate
@@ -615,7 +640,8 @@ def render_report(cfg: TrainConfig, counts: dict, summary: dict) -> str:
         f"- steps: {summary['step']} (resumed from {summary['resumed_from']})",
         *(f"- {k.replace('_', ' ')}: {v}" for k, v in counts.items()),
         f"- tokens/s: {summary['tokens_per_s']:.1f}, padded fraction "
-        f"{summary['padded_fraction']:.3f}",
+        f"{summary['padded_fraction']:.3f}, tokens computed per real token "
+        f"{summary.get('computed_per_token', 1.0):.3f}",
         f"- packing: {summary['packing']}",
     ]
     if summary.get("valid"):
@@ -726,6 +752,7 @@ def print_summary(cfg: TrainConfig, summary: dict) -> None:
     table.add_row("steps", str(summary["step"]))
     table.add_row("tokens/s", f"{summary['tokens_per_s']:,.0f}")
     table.add_row("padded fraction", f"{summary['padded_fraction']:.3f}")
+    table.add_row("computed / real tokens", f"{summary.get('computed_per_token', 1.0):.3f}")
     table.add_row("packing", summary["packing"])
     for key, value in (summary.get("counts") or {}).items():
         table.add_row(key.replace("_", " "), str(value))

@@ -63,7 +63,9 @@ def test_packed_decoder_equals_padded_for_every_loss(loss, tiny_llama, request, 
     padded = _trainer(tiny_llama, data, tmp_path, loss, pack=False)
     assert packed.pack_attn == packing.KERNEL and padded.pack_attn is None
     (real_a, total_a), (real_b, total_b) = _compare(packed, padded)
-    assert real_a == total_a == real_b  # no padding, same real tokens
+    assert real_a == real_b  # same real tokens
+    # No padding; Bradley-Terry pairs also compute their shared prompt once.
+    assert total_a == real_a if loss == "regression_mse" else total_a < real_a
     assert total_b > real_b  # the padded batch did pad
 
 
@@ -98,10 +100,14 @@ def test_rewards_read_at_each_sequences_own_end_and_never_across(tiny_llama, bt_
         alone = torch.cat([trainer._scores([s])[0] for s in seqs])
         changed = [seqs[0], [t ^ 1 for t in seqs[1]], *seqs[2:]]  # other tokens in sequence 1
         after = trainer._scores(changed)[0]
+        shared = trainer._scores(seqs, pairs=True)[0]
+        shared_after = trainer._scores(changed, pairs=True)[0]
     assert torch.allclose(together, alone, atol=1e-5)
+    assert torch.allclose(shared, alone, atol=1e-5)  # pairs sharing their prompt
     keep = [0, *range(2, len(seqs))]
-    assert torch.allclose(after[keep], together[keep], atol=1e-6)
-    assert not torch.allclose(after[1], together[1], atol=1e-4)
+    for before, later in ((together, after), (shared, shared_after)):
+        assert torch.allclose(later[keep], before[keep], atol=1e-6)
+        assert not torch.allclose(later[1], before[1], atol=1e-4)
 
 
 def test_a_base_whose_attention_crosses_sequences_falls_back(
@@ -172,3 +178,44 @@ def test_our_kernel_needs_packing_on(tiny_llama, bt_file, tmp_path):
     raw["data"]["packing"] = False
     with pytest.raises(ConfigError, match="needs data.packing = true"):
         validate_config(raw)
+
+
+def test_shared_prefix_leaves_each_sequence_a_token():
+    assert packing.shared_prefix([1, 2, 3, 4], [1, 2, 5]) == 2
+    assert packing.shared_prefix([1, 2, 3], [1, 2, 3, 4]) == 2  # a prefix of the other
+    assert packing.shared_prefix([1, 2], [1, 2]) == 1
+    assert packing.shared_prefix([7], [7, 8]) == 0
+    assert packing.shared_prefix([1, 2], [3, 2]) == 0
+
+
+def test_pack_pairs_layout():
+    packed = packing.pack_pairs([[1, 2, 3, 4], [9, 8]], [[1, 2, 5], [7]], "cpu")
+    assert packed.input_ids.tolist() == [[1, 2, 3, 4, 5, 9, 8, 7]]
+    # The rejected reply continues from the prompt's positions.
+    assert packed.position_ids.tolist() == [[0, 1, 2, 3, 2, 0, 1, 0]]
+    assert packed.bounds == [0, 5, 8] and packed.shared == [(2, 2), (0, 2)]
+    assert packed.last_tokens.tolist() == [3, 6, 4, 7]  # chosen of each pair, then rejected
+
+
+@pytest.mark.parametrize("loss", ["bt_plain", "bt_margin", "bt_scaled"])
+def test_shared_prompt_equals_padded_and_computes_less(loss, tiny_llama, bt_file, tmp_path):
+    shared = _trainer(tiny_llama, bt_file, tmp_path, loss, pack=True)
+    padded = _trainer(tiny_llama, bt_file, tmp_path, loss, pack=False)
+    assert shared.share_prompt and "shared prompt" in shared.packing_note
+    idx = _spread(padded)
+    (real_a, computed_a), (real_b, total_b) = _compare(shared, padded)
+    seqs = shared._seqs(shared.train, idx)
+    n = len(idx)
+    saved = sum(packing.shared_prefix(c, r) for c, r in zip(seqs[:n], seqs[n:], strict=True))
+    assert saved > 0  # the fixture's pairs do share their prompt
+    assert real_a == real_b and computed_a == real_a - saved < total_b
+
+
+def test_share_prompt_off_packs_each_sequence(tiny_llama, bt_file, tmp_path):
+    raw = make_config(tiny_llama, bt_file, tmp_path / "off", objective={"loss": "bt_plain"})
+    raw["data"].update(packing=True, share_prompt=False, max_length=64)
+    trainer = Trainer(validate_config(raw), Dist(), Reporter(quiet=True))
+    trainer.setup()
+    assert trainer.pack_attn == packing.KERNEL and not trainer.share_prompt
+    _, _, (real, computed) = _loss_and_grads(trainer, _spread(trainer))
+    assert real == computed
