@@ -33,8 +33,12 @@ from annotation_ui import export, limits, security, store
 from annotation_ui.render import markdown
 from annotation_ui.tasks import (
     ATTRIBUTE_SPECS,
+    EDIT,
+    MAX_TEXT,
+    MIN_FEEDBACK,
     MIN_JUSTIFICATION,
     NOT_RATABLE,
+    PAIR_TASKS,
     PREFERENCE_CHOICES,
     SCALE,
     AnswerError,
@@ -343,14 +347,17 @@ def _own_item(conn: sqlite3.Connection, session: store.Session, item_id: int) ->
 
 
 def _item_context(item: store.Item) -> dict[str, Any]:
-    turns = [
-        {"role": m["role"], "html": markdown(m["content"])} for m in flat_to_messages(item.prompt)
-    ]
-    responses = [item.response] if item.kind == "rating" else [item.response_1, item.response_2]
+    messages = item.context if item.context is not None else flat_to_messages(item.prompt)
+    turns = [{"role": m["role"], "html": markdown(m["content"])} for m in messages]
+    pair = item.kind in PAIR_TASKS
+    responses = [item.response_1, item.response_2] if pair else [item.response]
     return {
         "item": item,
         "turns": turns,
         "responses": [markdown(r or "") for r in responses],
+        "feedback": [markdown(f) for f in item.feedback or []],
+        "min_feedback": MIN_FEEDBACK,
+        "max_text": MAX_TEXT,
         "attributes": ATTRIBUTE_SPECS,
         "scale": SCALE,
         "not_ratable": NOT_RATABLE,
@@ -372,6 +379,8 @@ def _item_page(
     state = saved[0] if saved else None
     if values is None:
         values = form_values(item.kind, saved[1]) if saved else {}
+        if item.kind == EDIT and not values.get("edited_response"):
+            values["edited_response"] = item.response or ""  # an edit starts from the original
     return _render(
         request,
         f"{item.kind}.html",
@@ -407,7 +416,7 @@ def _add_item_routes(app: FastAPI) -> None:
             _check_csrf(session, request, form)
             item = _own_item(conn, session, item_id)
             try:
-                answer = parse_answer(item.kind, form)
+                answer = parse_answer(item.kind, form, original=item.response)
             except AnswerError as exc:
                 return session, item, str(exc)
             following = _store_call(store.submit, conn, item_id, session.user_id, answer, True)
@@ -443,7 +452,7 @@ def _add_item_routes(app: FastAPI) -> None:
             _check_csrf(session, request, form)
             item = _own_item(conn, session, item_id)
             try:
-                answer = parse_answer(item.kind, form, partial=True)
+                answer = parse_answer(item.kind, form, partial=True, original=item.response)
             except AnswerError as exc:
                 raise Refused(422, str(exc)) from None
             _store_call(store.save_draft, conn, item_id, session.user_id, answer)
@@ -521,12 +530,16 @@ def _add_admin_routes(app: FastAPI) -> None:
 
     @app.get("/admin/export/{name}.{fmt}")
     async def download(request: Request, name: str, fmt: str) -> Response:
-        if name not in ("ratings", "preferences") or fmt not in export.FORMATS:
-            raise Refused(404, "Exports are ratings or preferences, as .jsonl or .parquet.")
+        if name not in export.TABLE_NAMES or fmt not in export.FORMATS:
+            names = ", ".join(export.TABLE_NAMES)
+            raise Refused(404, f"Exports are {names}, as .jsonl or .parquet.")
 
         def work(conn: sqlite3.Connection) -> bytes:
             _admin(conn, request)
-            return export.to_bytes(export.tables(conn)[name], fmt)
+            frames = export.tables(conn)
+            if name not in frames:
+                raise Refused(404, f"This project has no items of the task {name!r} exports.")
+            return export.to_bytes(frames[name], fmt)
 
         body = await _db(request, work)
         media = "application/x-ndjson" if fmt == "jsonl" else "application/vnd.apache.parquet"

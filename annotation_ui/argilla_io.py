@@ -1,4 +1,4 @@
-"""Argilla 2.x push/pull for the two annotation tasks of `annotation_ui.tasks`.
+"""Argilla 2.x push/pull for the annotation tasks of `annotation_ui.tasks`.
 
 Three mappings, kept as functions that need no server:
 
@@ -16,6 +16,21 @@ Argilla rating questions cannot hold negative values, so the preference strength
 label whose value is the strength as text ("-3".."3") and whose display text is the one in
 `tasks.PREFERENCE_CHOICES`.
 
+HelpSteer3 tasks (`annotation_ui.importing` makes their items from HelpSteer3 files or
+pipeline outputs; `pull` writes the layouts of `annotation_ui.export`):
+
+- `hs3_preference`: ChatField `messages` (the whole `context`, system turns included),
+  TextFields `response1`, `response2`, the 7-label LabelQuestion `score` (-3..3, negative:
+  response 1 is better) and a required TextQuestion `reasoning`;
+- `feedback`: the pair and required TextQuestions `feedback1`, `feedback2`;
+- `edit`: TextFields `original_response` and `feedback` (numbered), a required
+  TextQuestion `edited_response` with the original response as its suggestion (agent
+  `original-response`), so annotators start from it, and `change_summary`.
+
+Their records carry `domain` and `language` as TermsMetadataProperties that annotators
+see and filter by; an edit record also keeps its feedback list, as JSON, in the extra
+metadata key `feedback_list` (the TextField shows it numbered), for the pull.
+
 The server-side helpers at the end (connect, push, pull) are thin wrappers over the SDK
 and the REST API; the `argilla` package is imported only inside them and `build_settings`
 / `to_record`.
@@ -24,6 +39,7 @@ and the REST API; the `argilla` package is imported only inside them and `build_
 from __future__ import annotations
 
 import csv
+import json
 import math
 import warnings
 from collections.abc import Iterator
@@ -34,10 +50,15 @@ from typing import TYPE_CHECKING, Any
 
 import polars as pl
 
-from annotation_ui import importing
+from annotation_ui import export, importing
 from annotation_ui.export import PREFERENCE_COLUMNS, RATING_COLUMNS
 from annotation_ui.tasks import (
     ATTRIBUTE_SPECS,
+    EDIT,
+    FEEDBACK,
+    HS3_PREFERENCE,
+    HS3_TASKS,
+    MIN_FEEDBACK,
     MIN_JUSTIFICATION,
     PREFERENCE,
     PREFERENCE_CHOICES,
@@ -56,7 +77,22 @@ MESSAGES = "messages"
 PREFERENCE_QUESTION = "preference"
 JUSTIFICATION = "justification"
 SIDES = ("r1", "r2")
-RESPONSE_FIELDS = {RATING: ("response",), PREFERENCE: ("response_1", "response_2")}
+RESPONSE_FIELDS = {
+    RATING: ("response",),
+    PREFERENCE: ("response_1", "response_2"),
+    HS3_PREFERENCE: ("response1", "response2"),
+    FEEDBACK: ("response1", "response2"),
+    EDIT: ("original_response", "feedback"),
+}
+SCORE, REASONING = "score", "reasoning"
+FEEDBACK_QUESTIONS = ("feedback1", "feedback2")
+EDITED, CHANGE_SUMMARY = "edited_response", "change_summary"
+HS3_METADATA = ("domain", "language")
+FEEDBACK_LIST = "feedback_list"
+"""Extra metadata of an edit record: its feedback as a JSON list of texts."""
+ORIGINAL_AGENT = "original-response"
+"""The agent of an edit's suggestion (the original response, to edit from)."""
+KIND_NAMES = ", ".join(RESPONSE_FIELDS)
 MODEL_COLUMNS = ("model", "model_1", "model_2", "chosen_model", "rejected_model")
 """Columns copied into record metadata (hidden from annotators, so names do not bias them)."""
 BASE_METADATA = ("item_id", "source")
@@ -72,6 +108,11 @@ USER_ROLES = ("annotator", "admin")
 
 class ArgillaIOError(ValueError):
     """A user error (bad input, a dataset that is not an annotation task); one-line message."""
+
+
+class ArgillaUsageError(ArgillaIOError):
+    """A usage, config or setup error (`hs` exit status 2): a bad users file, option or
+    key, a workspace or dataset that does not exist."""
 
 
 # --- preference strength <-> label -----------------------------------------------------
@@ -107,8 +148,10 @@ def question_names(kind: str, attribute_ratings: bool = True) -> list[str]:
     """The questions of a task's dataset, in the order annotators see them."""
     if kind == RATING:
         return list(ATTRIBUTES)
+    if kind in HS3_TASKS:
+        return [q["name"] for q in _hs3_questions(kind)]
     if kind != PREFERENCE:
-        raise ArgillaIOError(f"unknown task kind {kind!r}; expected rating or preference")
+        raise ArgillaUsageError(f"unknown task kind {kind!r}; expected one of {KIND_NAMES}")
     names = [PREFERENCE_QUESTION, JUSTIFICATION]
     if attribute_ratings:
         names += [side_question(s, a) for s in SIDES for a in ATTRIBUTES]
@@ -121,9 +164,13 @@ def dataset_kind(questions: list[str]) -> str:
         return PREFERENCE
     if set(ATTRIBUTES) <= set(questions):
         return RATING
-    raise ArgillaIOError(
+    for kind in HS3_TASKS:
+        if set(question_names(kind)) <= set(questions):
+            return kind
+    raise ArgillaUsageError(
         f"not an annotation-task dataset: it has questions {questions}, expected "
-        f"{PREFERENCE_QUESTION!r} or the five attributes"
+        f"{PREFERENCE_QUESTION!r}, the five attributes, or a HelpSteer3 task's "
+        f"({SCORE!r} and {REASONING!r}, {' and '.join(FEEDBACK_QUESTIONS)}, or {EDITED!r})"
     )
 
 
@@ -183,6 +230,54 @@ def _preference_questions(attribute_ratings: bool) -> list[dict]:
     return questions
 
 
+def _text_question(name: str, title: str, description: str) -> dict:
+    return {"type": "text", "name": name, "title": title, "description": description,
+            "required": True}  # fmt: skip
+
+
+def _hs3_questions(kind: str) -> list[dict]:
+    if kind == HS3_PREFERENCE:
+        return [
+            {
+                "type": "label",
+                "name": SCORE,
+                "title": "Overall, which response is better, and by how much?",
+                "description": "HelpSteer3's overall preference: negative, response 1 is "
+                "better; positive, response 2 is better; 0, about the same.",
+                "labels": preference_labels(),
+                "required": True,
+            },
+            _text_question(
+                REASONING,
+                "Reasoning",
+                f"One or two sentences (at least {MIN_JUSTIFICATION} characters) on why.",
+            ),
+        ]
+    if kind == FEEDBACK:
+        return [
+            _text_question(
+                name,
+                f"Feedback on response {name[-1]}",
+                f"At least {MIN_FEEDBACK} characters: what the response does well, and "
+                "where it is wrong, incomplete or unhelpful.",
+            )
+            for name in FEEDBACK_QUESTIONS
+        ]
+    return [
+        _text_question(
+            EDITED,
+            "Edited response",
+            "The original response (suggested) changed so that it follows the feedback, "
+            "and nothing else.",
+        ),
+        _text_question(
+            CHANGE_SUMMARY,
+            "Summary of the changes",
+            f"At least {MIN_FEEDBACK} characters on what you changed.",
+        ),
+    ]
+
+
 def settings_spec(
     kind: str,
     guidelines: str,
@@ -193,11 +288,11 @@ def settings_spec(
     """A task's dataset settings as plain data (see the module docstring); `build_settings`
     turns it into SDK objects."""
     if kind not in RESPONSE_FIELDS:
-        raise ArgillaIOError(f"unknown task kind {kind!r}; expected rating or preference")
+        raise ArgillaUsageError(f"unknown task kind {kind!r}; expected one of {KIND_NAMES}")
     if min_submitted < 1:
-        raise ArgillaIOError(f"k: expected at least 1 annotator per record, got {min_submitted}")
+        raise ArgillaUsageError(f"k: expected at least 1 annotator per record, got {min_submitted}")
     if len(guidelines) > MAX_GUIDELINES:
-        raise ArgillaIOError(
+        raise ArgillaUsageError(
             f"guidelines: {len(guidelines)} characters; Argilla accepts at most {MAX_GUIDELINES}"
         )
     fields = [{"type": "chat", "name": MESSAGES, "title": "Conversation"}]
@@ -207,6 +302,9 @@ def settings_spec(
     ]
     if kind == RATING:
         questions = _rating_questions(None)
+    elif kind in HS3_TASKS:
+        questions = _hs3_questions(kind)
+        metadata = tuple(dict.fromkeys((*metadata, *HS3_METADATA)))
     else:
         questions = _preference_questions(attribute_ratings)
     return {
@@ -276,6 +374,10 @@ class PushItem:
     responses: tuple[str, ...]
     metadata: dict[str, str] = field(default_factory=dict)
     suggestions: dict[str, int | str] = field(default_factory=dict)
+    context: list[dict] | None = None
+    """HelpSteer3 tasks: the conversation as messages (system turns kept)."""
+    feedback: list[str] | None = None
+    """Edit task: the feedback the edit follows."""
 
 
 @dataclass
@@ -341,11 +443,14 @@ def read_push_items(source: str, kind: str = importing.AUTO, suggestions: bool =
     """Items to push from a dataset file (the formats of `annotation_ui.importing`), with
     metadata and judge suggestions. Raises InputError when the file has no usable columns;
     unusable rows go to `rejected` with their line and reason."""
+    if kind in HS3_TASKS or (kind == importing.AUTO and _hs3_layout(source)):
+        return _read_hs3_push_items(source, kind)
     read = read_table(source)
     frame = read.frame
     kind = importing.detect_kind(frame.columns, kind)
     if kind not in (RATING, PREFERENCE):
-        raise InputError(f"--kind: expected auto, rating or preference, got {kind!r}")
+        choices = ", ".join(importing.KIND_CHOICES)
+        raise InputError(f"--kind: expected one of {choices}, got {kind!r}")
     importing._check_columns(source, frame.columns, kind)
     present = tuple(c for c in MODEL_COLUMNS if c in frame.columns)
     result = PushInput(kind=kind, metadata=BASE_METADATA + present)
@@ -361,6 +466,50 @@ def read_push_items(source: str, kind: str = importing.AUTO, suggestions: bool =
         result.items.extend(items)
         result.suggested += sum(1 for item in items if item.suggestions)
     return result
+
+
+def _hs3_layout(source: str) -> bool:
+    """Whether the file is in one of nvidia/HelpSteer3's layouts (by its columns)."""
+    return bool(importing.HS3_MARKERS & set(read_table(source).frame.columns))
+
+
+def _read_hs3_push_items(source: str, kind: str) -> PushInput:
+    """HelpSteer3 task items, made by the web app's reader (same ids, same checks)."""
+    result = importing.read_items(source, kind)
+    kinds = sorted(result.kind_counts)
+    if len(kinds) > 1:
+        raise InputError(f"{source}: makes items of several tasks ({', '.join(kinds)})")
+    task = kinds[0] if kinds else (HS3_PREFERENCE if kind == importing.AUTO else kind)
+    data = PushInput(kind=task, rejected=result.rejected, metadata=BASE_METADATA + HS3_METADATA)
+    name = Path(source).name
+    for item in result.items:
+        if task == EDIT:
+            texts = (item["response"], _numbered(item["feedback"]))
+        else:
+            texts = (item["response_1"], item["response_2"])
+        metadata = {"item_id": item["item_key"], "source": name}
+        metadata |= {m: item[m] for m in HS3_METADATA if item.get(m)}
+        suggestions: dict[str, int | str] = {}
+        if task == EDIT:
+            metadata[FEEDBACK_LIST] = json.dumps(item["feedback"], ensure_ascii=False)
+            suggestions[EDITED] = item["response"]
+        data.items.append(
+            PushItem(
+                item["item_key"],
+                task,
+                item["prompt"],
+                texts,
+                metadata,
+                suggestions,
+                context=item["context"],
+                feedback=item.get("feedback"),
+            )  # fmt: skip
+        )
+    return data
+
+
+def _numbered(feedback: list[str]) -> str:
+    return "\n".join(f"{i}. {text}" for i, text in enumerate(feedback, start=1))
 
 
 def _row_items(row, kind, source, present, with_suggestions) -> list[PushItem]:
@@ -384,7 +533,8 @@ def _row_items(row, kind, source, present, with_suggestions) -> list[PushItem]:
 
 
 def record_fields(item: PushItem) -> dict[str, Any]:
-    fields: dict[str, Any] = {MESSAGES: flat_to_messages(item.prompt)}
+    messages = item.context if item.context is not None else flat_to_messages(item.prompt)
+    fields: dict[str, Any] = {MESSAGES: messages}
     for name, text in zip(RESPONSE_FIELDS[item.kind], item.responses, strict=True):
         fields[name] = text
     return fields
@@ -398,9 +548,13 @@ def record_spec(item: PushItem, agent: str = DEFAULT_AGENT) -> dict:
         "fields": record_fields(item),
         "metadata": dict(item.metadata),
         "suggestions": [
-            {"question_name": name, "value": value, "agent": agent}
+            {
+                "question_name": name,
+                "value": value,
+                "agent": ORIGINAL_AGENT if name == EDITED else agent,
+            }
             for name, value in item.suggestions.items()
-        ],
+        ],  # fmt: skip
     }
 
 
@@ -422,6 +576,11 @@ class PullResult:
     ratings: list[dict] = field(default_factory=list)
     preferences: list[dict] = field(default_factory=list)
     rejected: list[dict] = field(default_factory=list)
+    kind: str = RATING
+    hs3_preferences: list[dict] = field(default_factory=list)
+    feedback: list[dict] = field(default_factory=list)
+    """One row per record x annotator (`export.FEEDBACK_ANSWER_SCHEMA`)."""
+    edits: list[dict] = field(default_factory=list)
     counts: dict[str, int] = field(
         default_factory=lambda: {"records": 0, "submitted": 0, "draft": 0, "discarded": 0}
     )
@@ -469,7 +628,7 @@ def raw_rows(kind: str, records: list[dict], usernames: dict[str, str]) -> PullR
     (an unknown user keeps its id). Drafts and discarded responses are counted, not
     exported; a submitted response that cannot be used goes to `rejected` with the reason.
     """
-    result = PullResult()
+    result = PullResult(kind=kind)
     for record in records:
         result.counts["records"] += 1
         for response in record.get("responses") or []:
@@ -506,11 +665,14 @@ def _annotator(response: dict, usernames: dict[str, str]) -> str:
 def _add_rows(result: PullResult, kind, record, response, usernames) -> None:
     values = response.get("values") or {}
     fields = record.get("fields") or {}
-    prompt = _prompt(record)
+    prompt = None if kind in HS3_TASKS else _prompt(record)
     common = {
         "annotator_id": _annotator(response, usernames),
         "created_at": _timestamp(response.get("updated_at") or response.get("inserted_at")),
     }
+    if kind in HS3_TASKS:
+        _add_hs3_row(result, kind, record, values, common)
+        return
     if kind == RATING:
         row = {"item_id": _item_id(record), "prompt": prompt, "response": fields.get("response")}
         result.ratings.append(row | common | {a: _likert(values, a) for a in ATTRIBUTES})
@@ -534,6 +696,56 @@ def _add_rows(result: PullResult, kind, record, response, usernames) -> None:
     result.ratings.extend(row for row in ratings if row is not None)
 
 
+def _context(record: dict) -> list[dict]:
+    messages = (record.get("fields") or {}).get(MESSAGES)
+    if not isinstance(messages, list) or not messages:
+        raise ArgillaIOError(f"field {MESSAGES!r}: expected a list of messages")
+    try:
+        return [{"role": str(m["role"]), "content": str(m["content"])} for m in messages]
+    except (KeyError, TypeError):
+        raise ArgillaIOError(f"field {MESSAGES!r}: a message has no role or content") from None
+
+
+def _written(values: dict, name: str) -> str:
+    text = _value(values, name)
+    if not isinstance(text, str) or not text.strip():
+        raise ArgillaIOError(f"{name}: no text in a submitted response")
+    return text.strip()
+
+
+def _add_hs3_row(result: PullResult, kind: str, record: dict, values: dict, common: dict):
+    fields = record.get("fields") or {}
+    metadata = record.get("metadata") or {}
+    base = {m: metadata.get(m) for m in HS3_METADATA} | {"context": _context(record)}
+    if kind == EDIT:
+        try:
+            feedback = json.loads(metadata.get(FEEDBACK_LIST) or "null")
+        except json.JSONDecodeError:
+            feedback = None
+        if not isinstance(feedback, list) or not all(isinstance(f, str) for f in feedback):
+            raise ArgillaIOError(f"metadata {FEEDBACK_LIST!r}: expected a JSON list of texts")
+        result.edits.append(
+            {"item_id": _item_id(record)} | base
+            | {"original_response": fields.get("original_response"), "feedback": feedback,
+               EDITED: _written(values, EDITED), CHANGE_SUMMARY: _written(values, CHANGE_SUMMARY)}
+            | common
+        )  # fmt: skip
+        return
+    pair = {"pair_id": _item_id(record)} | base
+    pair |= {"response1": fields.get("response1"), "response2": fields.get("response2")}
+    if kind == FEEDBACK:
+        texts = {name: _written(values, name) for name in FEEDBACK_QUESTIONS}
+        result.feedback.append(pair | {"annotator_id": common["annotator_id"]} | texts)
+        return
+    label = _value(values, SCORE)
+    if label is None:
+        raise ArgillaIOError(f"{SCORE}: no label chosen in a submitted response")
+    score = label_strength(str(label))
+    result.hs3_preferences.append(
+        pair | common | {SCORE: score, REASONING: _written(values, REASONING)}
+    )
+
+
 def _side_row(values: dict, side: str, prompt: str, fields: dict, common: dict) -> dict | None:
     """A rating row for one response of a pair when the annotator rated it (keyed like the
     web app's, so it aggregates with ratings of the same response)."""
@@ -554,7 +766,7 @@ def frames(results: list[PullResult]) -> dict[str, pl.DataFrame]:
     """{'ratings': ..., 'preferences': ...} in exactly the raw-annotation columns."""
     ratings = [row for r in results for row in r.ratings]
     preferences = [row for r in results for row in r.preferences]
-    return {
+    out = {
         "ratings": pl.DataFrame(ratings, schema=RATING_SCHEMA, orient="row")
         .select(RATING_COLUMNS)
         .sort("item_id", "annotator_id"),
@@ -562,6 +774,23 @@ def frames(results: list[PullResult]) -> dict[str, pl.DataFrame]:
         .select(PREFERENCE_COLUMNS)
         .sort("pair_id", "annotator_id"),
     }
+    kinds = {r.kind for r in results}
+    if HS3_PREFERENCE in kinds:
+        rows = [row for r in results for row in r.hs3_preferences]
+        out["hs3_preferences"] = _frame(rows, export.HS3_PREFERENCE_SCHEMA, "pair_id")
+    if FEEDBACK in kinds:
+        rows = [row for r in results for row in r.feedback]
+        answers = _frame(rows, export.FEEDBACK_ANSWER_SCHEMA, "pair_id")
+        out["hs3_feedback"] = export.group_feedback(answers)
+    if EDIT in kinds:
+        out["hs3_edit"] = _frame([row for r in results for row in r.edits],
+                                 export.HS3_EDIT_SCHEMA, "item_id")  # fmt: skip
+    return out
+
+
+def _frame(rows: list[dict], schema: dict, key: str) -> pl.DataFrame:
+    frame = pl.DataFrame(rows, schema=schema, orient="row") if rows else pl.DataFrame(schema=schema)
+    return frame.sort(key, "annotator_id", maintain_order=True)
 
 
 # --- users file -----------------------------------------------------------------------
@@ -570,12 +799,12 @@ def frames(results: list[PullResult]) -> dict[str, pl.DataFrame]:
 def read_users_csv(path: Path) -> list[dict[str, str]]:
     """`username,password[,role][,first_name]` rows; role is annotator (default) or admin."""
     if not path.is_file():
-        raise ArgillaIOError(f"{path}: no such users file")
+        raise ArgillaUsageError(f"{path}: no such users file")
     with path.open(newline="", encoding="utf-8") as handle:
         reader = csv.DictReader(handle)
         missing = {"username", "password"} - set(reader.fieldnames or [])
         if missing:
-            raise ArgillaIOError(
+            raise ArgillaUsageError(
                 f"{path}: needs columns username,password (optional role, first_name); "
                 f"missing {', '.join(sorted(missing))}"
             )
@@ -588,11 +817,11 @@ def _user_row(path: Path, line: int, row: dict) -> dict[str, str]:
     role = (row.get("role") or "annotator").strip() or "annotator"
     where = f"{path} line {line}"
     if not username:
-        raise ArgillaIOError(f"{where}: username is empty")
+        raise ArgillaUsageError(f"{where}: username is empty")
     if len(password) < 8:
-        raise ArgillaIOError(f"{where}: password of {username!r} needs at least 8 characters")
+        raise ArgillaUsageError(f"{where}: password of {username!r} needs at least 8 characters")
     if role not in USER_ROLES:
-        raise ArgillaIOError(f"{where}: role {role!r}; expected annotator or admin")
+        raise ArgillaUsageError(f"{where}: role {role!r}; expected annotator or admin")
     first = (row.get("first_name") or "").strip() or username
     return {"username": username, "password": password, "role": role, "first_name": first}
 
@@ -606,13 +835,34 @@ def connect(api_url: str, api_key: str) -> rg.Argilla:
     import argilla as rg
 
     if not api_url or not api_key:
-        raise ArgillaIOError("give --api-url and --api-key (or ARGILLA_API_URL / ARGILLA_API_KEY)")
+        raise ArgillaUsageError(
+            "give --api-url and --api-key (or ARGILLA_API_URL / ARGILLA_API_KEY)"
+        )
     try:
         client = rg.Argilla(api_url=api_url, api_key=api_key, retries=1)
         client.me  # noqa: B018 - the first request checks the URL and the key
     except Exception as exc:  # the SDK raises httpx, credential and API errors alike
-        raise ArgillaIOError(f"cannot use Argilla at {api_url}: {_short(exc)}") from None
+        refused = "401" in str(exc) or "Unauthorized" in type(exc).__name__
+        error = ArgillaUsageError if refused else ArgillaIOError
+        raise error(f"cannot use Argilla at {api_url}: {_short(exc)}") from None
     return client
+
+
+PULL_ROLES = ("owner", "admin")
+
+
+def check_pull_key(client) -> str:
+    """The key's role, if it may pull. argilla-server 2.8 answers an annotator's request
+    for a dataset's records with responses with 403 (tried: docs/argilla.md), so an
+    annotator's key is refused here, in one line, before anything is read."""
+    me = client.me
+    role = str(getattr(me.role, "value", me.role))
+    if role not in PULL_ROLES:
+        raise ArgillaUsageError(
+            f"pull needs an owner or admin API key; this key is {role} {me.username!r}, "
+            "and Argilla shows an annotator only their own work"
+        )
+    return role
 
 
 def _short(exc: Exception) -> str:
@@ -629,7 +879,7 @@ def ensure_workspace(client: rg.Argilla, name: str, create: bool) -> rg.Workspac
     if workspace is not None:
         return workspace
     if not create:
-        raise ArgillaIOError(f"workspace {name!r} does not exist on the server")
+        raise ArgillaUsageError(f"workspace {name!r} does not exist on the server")
     return rg.Workspace(name=name, client=client).create()
 
 
@@ -702,12 +952,24 @@ def upsert(client, dataset, records: list, progress=None) -> int:
     return sent
 
 
-def usernames(client) -> dict[str, str]:
-    """User id -> username for every user the key may list (the owner sees all)."""
+def usernames(client, workspace_name: str | None = None) -> dict[str, str]:
+    """User id -> username for every user the key may list: the owner sees all users; an
+    admin may not list them (403), but may list the members of the workspace."""
     try:
         return {str(user.id): user.username for user in client.users}
-    except Exception:  # an annotator or admin key may not list users; ids are kept then
-        return {str(client.me.id): client.me.username}
+    except Exception:  # an admin key may not list users; a workspace's members it may
+        names = {str(client.me.id): client.me.username}
+    if workspace_name is None:
+        return names
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        workspace = client.workspaces(workspace_name)
+    if workspace is None:
+        return names
+    reply = client.api.http_client.get(f"/api/v1/workspaces/{workspace.id}/users")
+    if reply.status_code == 200:
+        names |= {str(u["id"]): u["username"] for u in reply.json().get("items") or []}
+    return names
 
 
 def iter_records(client, dataset) -> Iterator[dict]:
@@ -720,6 +982,11 @@ def iter_records(client, dataset) -> Iterator[dict]:
             f"/api/v1/datasets/{dataset.id}/records",
             params={"include": "responses", "offset": offset, "limit": PAGE},
         )
+        if reply.status_code == 403:
+            raise ArgillaUsageError(
+                f"listing records of {dataset.name!r}: HTTP 403; pull needs an owner or "
+                "admin API key of the dataset's workspace"
+            )
         if reply.status_code != 200:
             raise ArgillaIOError(
                 f"listing records of {dataset.name!r}: HTTP {reply.status_code} {reply.text[:200]}"
@@ -768,7 +1035,7 @@ def pull(client, name: str, workspace_name: str, names: dict[str, str]) -> PullR
     workspace = ensure_workspace(client, workspace_name, create=False)
     dataset = _find_dataset(client, name, workspace)
     if dataset is None:
-        raise ArgillaIOError(f"no dataset {name!r} in workspace {workspace_name!r}")
+        raise ArgillaUsageError(f"no dataset {name!r} in workspace {workspace_name!r}")
     kind = dataset_kind([q.name for q in dataset.settings.questions])
     return raw_rows(kind, list(iter_records(client, dataset)), names)
 
@@ -789,7 +1056,7 @@ def check_agent(agent: str) -> str:
     import re
 
     if len(agent) > 200 or not re.match(AGENT_PATTERN, agent):
-        raise ArgillaIOError(
+        raise ArgillaUsageError(
             f"--agent: {agent!r} is not a valid Argilla agent name (letters, digits, "
             "spaces and -_:./, at most 200 characters)"
         )

@@ -1,6 +1,11 @@
 """`hs annotate`: the annotation_ui package's commands.
 
 Kept light: heavy imports happen inside commands, so `hs --help` stays fast.
+
+Exit status as for every `hs` command (helpsteer/cli.py, helpsteer/extras.py): 0 done;
+1 the run failed (nothing usable came of it, or the server refused what it was asked);
+2 a usage, config or setup error (a bad option value, an invalid users file or
+guidelines, a missing input file or database, a wrong key). Either way one line on stderr.
 """
 
 from __future__ import annotations
@@ -21,13 +26,28 @@ DB_OPTION = typer.Option(..., "--db", help="The project's SQLite file (created i
 KIND_OPTION = typer.Option(
     "auto",
     "--kind",
-    help="auto (preference if the file has response_1/response_2), rating or preference.",
+    help="rating, preference (HelpSteer2), hs3_preference, feedback or edit (HelpSteer3); "
+    "auto: preference for response_1/response_2 files, else rating; for HelpSteer3 files "
+    "hs3_preference (preference layouts) or edit (feedback, edit, edit_quality layouts).",
 )
+KINDS = ("auto", "rating", "preference", "hs3_preference", "feedback", "edit")
+USAGE = 2
+FAILED = 1
 
 
-def _fail(message: str) -> None:
+def _fail(message: str, code: int = FAILED) -> None:
     typer.echo(f"error: {message}", err=True)
-    raise typer.Exit(1)
+    raise typer.Exit(code)
+
+
+def _usage(message: str) -> None:
+    """A usage, config or setup error: exit status 2."""
+    _fail(message, USAGE)
+
+
+def _check_kind(kind: str) -> None:
+    if kind not in KINDS:
+        _usage(f"--kind: expected one of {', '.join(KINDS)}, got {kind!r}")
 
 
 def _import(dataset: str, db: Path, kind: str, rejected: Path | None) -> None:
@@ -36,13 +56,12 @@ def _import(dataset: str, db: Path, kind: str, rejected: Path | None) -> None:
     from helpsteer.io import InputError
     from helpsteer.progress import Reporter
 
-    if kind not in ("auto", "rating", "preference"):
-        _fail(f"--kind: expected auto, rating or preference, got {kind!r}")
+    _check_kind(kind)
     reporter = Reporter.for_cli()
     try:
         result = importing.read_items(dataset, kind)
     except InputError as exc:
-        _fail(str(exc))
+        _usage(str(exc))
     store.init_db(db)
     conn = store.connect(db)
     try:
@@ -100,6 +119,8 @@ def add_user_command(
     conn = store.connect(db)
     try:
         store.add_user(conn, username, password, admin)
+    except store.InvalidValue as exc:
+        _usage(str(exc))
     except store.StoreError as exc:
         _fail(str(exc))
     finally:
@@ -160,9 +181,9 @@ def serve_command(
     if dataset is not None:
         _import(dataset, db, kind, None)
     if k is not None and k < 1:
-        _fail(f"--k: expected at least 1, got {k}")
+        _usage(f"--k: expected at least 1, got {k}")
     if synchronous.upper() not in store.SYNC_MODES:
-        _fail(f"--synchronous: expected FULL or NORMAL, got {synchronous!r}")
+        _usage(f"--synchronous: expected FULL or NORMAL, got {synchronous!r}")
     _check_limits(max_body_bytes, max_form_fields, login_window)
     store.init_db(db)
     conn = store.connect(db)
@@ -176,7 +197,7 @@ def serve_command(
     finally:
         conn.close()
     if guidelines is not None and not guidelines.is_file():
-        _fail(f"--guidelines: {guidelines} is not a file")
+        _usage(f"--guidelines: {guidelines} is not a file")
     text = guidelines.read_text(encoding="utf-8") if guidelines else tasks.default_guidelines()
     if not users:
         typer.echo("note: no admin yet; create one with `hs annotate add-user NAME --admin`")
@@ -200,11 +221,11 @@ def serve_command(
 def _check_limits(max_body_bytes: int, max_form_fields: int, login_window: float) -> None:
     # The login form alone is about 100 bytes and 3 fields; below these nothing works.
     if max_body_bytes < 4096:
-        _fail(f"--max-body-bytes: expected at least 4096, got {max_body_bytes}")
+        _usage(f"--max-body-bytes: expected at least 4096, got {max_body_bytes}")
     if max_form_fields < 50:
-        _fail(f"--max-form-fields: expected at least 50, got {max_form_fields}")
+        _usage(f"--max-form-fields: expected at least 50, got {max_form_fields}")
     if login_window <= 0:
-        _fail(f"--login-window: expected a positive number of seconds, got {login_window}")
+        _usage(f"--login-window: expected a positive number of seconds, got {login_window}")
 
 
 def _run_server(settings, host: str, port: int) -> None:
@@ -239,12 +260,12 @@ def export_command(
     from helpsteer.atomic import atomic_path, write_json
 
     if fmt not in export.FORMATS:
-        _fail(f"--format: expected jsonl or parquet, got {fmt!r}")
+        _usage(f"--format: expected jsonl or parquet, got {fmt!r}")
     started = time.perf_counter()
     try:
         conn = store.open_existing(db)
     except store.StoreError as exc:
-        _fail(str(exc))
+        _usage(str(exc))
     try:
         frames = export.tables(conn)
         progress = store.project_progress(conn)
@@ -274,7 +295,11 @@ API_URL_OPTION = typer.Option(
     None, "--api-url", envvar="ARGILLA_API_URL", help="Argilla server URL."
 )
 API_KEY_OPTION = typer.Option(
-    None, "--api-key", envvar="ARGILLA_API_KEY", help="Argilla API key (owner or admin)."
+    None,
+    "--api-key",
+    envvar="ARGILLA_API_KEY",
+    help="Argilla API key (owner or admin; pull refuses an annotator's key, which sees only "
+    "its own responses).",
 )
 WORKSPACE_OPTION = typer.Option("default", "--workspace", help="Argilla workspace.")
 
@@ -291,9 +316,16 @@ def _argilla_io():
 
 @contextlib.contextmanager
 def _argilla_errors(io, *expected: type[Exception]):
-    """Our own errors and the server's replies as one-line exits; anything else is a bug."""
+    """Our own errors and the server's replies as one-line exits; anything else is a bug.
+    Usage errors (bad input, users file, key) exit 2, what the server refuses 1."""
+    from helpsteer.io import InputError
+
     try:
         yield
+    except io.ArgillaUsageError as exc:
+        _usage(str(exc))
+    except InputError as exc:
+        _usage(str(exc))
     except (io.ArgillaIOError, *expected) as exc:
         _fail(str(exc))
     except Exception as exc:
@@ -345,20 +377,18 @@ def push_command(
     api_key: str = API_KEY_OPTION,
 ) -> None:
     """Create an Argilla dataset for a task from a file of items and log them as records."""
-    from helpsteer.io import InputError
     from helpsteer.progress import Reporter
 
     if to != "argilla":
-        _fail(f"--to: only argilla is supported, got {to!r}")
-    if kind not in ("auto", "rating", "preference"):
-        _fail(f"--kind: expected auto, rating or preference, got {kind!r}")
+        _usage(f"--to: only argilla is supported, got {to!r}")
+    _check_kind(kind)
     if guidelines is not None and not guidelines.is_file():
-        _fail(f"--guidelines: {guidelines} is not a file")
+        _usage(f"--guidelines: {guidelines} is not a file")
     io = _argilla_io()
     from annotation_ui import tasks
 
     reporter = Reporter.for_cli()
-    with _argilla_errors(io, InputError):
+    with _argilla_errors(io):
         io.check_agent(agent)
         users = io.read_users_csv(create_users) if create_users is not None else []
         data = io.read_push_items(dataset, kind, suggestions)
@@ -408,7 +438,7 @@ def _report_rejected(rows: list[dict], path: Path | None) -> None:
 
 @app.command("pull")
 def pull_command(
-    names: list[str] = typer.Argument(..., help="Argilla datasets (rating and/or preference)."),
+    names: list[str] = typer.Argument(..., help="Argilla datasets (any of the tasks)."),
     out: Path = typer.Option(..., "--out", help="Folder for ratings, preferences, manifest."),
     source: str = typer.Option("argilla", "--from", help="Annotation platform (argilla)."),
     workspace: str = WORKSPACE_OPTION,
@@ -423,16 +453,17 @@ def pull_command(
     from helpsteer.progress import Reporter
 
     if source != "argilla":
-        _fail(f"--from: only argilla is supported, got {source!r}")
+        _usage(f"--from: only argilla is supported, got {source!r}")
     if fmt not in export.FORMATS:
-        _fail(f"--format: expected jsonl or parquet, got {fmt!r}")
+        _usage(f"--format: expected jsonl or parquet, got {fmt!r}")
     io = _argilla_io()
     started = time.perf_counter()
     reporter = Reporter.for_cli()
     results = {}
     with _argilla_errors(io):
         client = io.connect(api_url, api_key)
-        users = io.usernames(client)
+        io.check_pull_key(client)
+        users = io.usernames(client, workspace)
         with reporter.task("pulling responses", total=len(names)) as bar:
             for name in names:
                 results[name] = io.pull(client, name, workspace, users)

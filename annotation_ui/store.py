@@ -46,16 +46,7 @@ CREATE TABLE IF NOT EXISTS login_forms (
     expires_at TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS login_forms_by_age ON login_forms (expires_at);
-CREATE TABLE IF NOT EXISTS items (
-    id INTEGER PRIMARY KEY,
-    item_key TEXT NOT NULL UNIQUE,
-    kind TEXT NOT NULL CHECK (kind IN ('rating', 'preference')),
-    prompt TEXT NOT NULL,
-    response TEXT,
-    response_1 TEXT,
-    response_2 TEXT,
-    active INTEGER NOT NULL DEFAULT 0
-);
+CREATE TABLE IF NOT EXISTS items (ITEM_COLUMNS);
 CREATE INDEX IF NOT EXISTS items_by_fill ON items (active DESC, id);
 CREATE TABLE IF NOT EXISTS assignments (
     item_id INTEGER NOT NULL REFERENCES items(id),
@@ -95,6 +86,27 @@ WHEN OLD.status != 'skipped' BEGIN
 END;
 """
 
+ITEM_COLUMNS = """
+    id INTEGER PRIMARY KEY,
+    item_key TEXT NOT NULL UNIQUE,
+    kind TEXT NOT NULL CHECK (kind IN ('rating', 'preference', 'hs3_preference', 'feedback',
+                                       'edit')),
+    prompt TEXT NOT NULL,
+    response TEXT,
+    response_1 TEXT,
+    response_2 TEXT,
+    active INTEGER NOT NULL DEFAULT 0,
+    context TEXT,
+    domain TEXT,
+    language TEXT,
+    feedback TEXT
+"""
+"""HelpSteer3 items keep `context` (JSON messages) and `feedback` (a JSON list of texts,
+what an edit follows); `domain` and `language` are HelpSteer3's metadata."""
+SCHEMA = SCHEMA.replace("ITEM_COLUMNS", ITEM_COLUMNS)
+ITEM_FIELDS = ("item_key", "kind", "prompt", "response", "response_1", "response_2",
+               "context", "domain", "language", "feedback")  # fmt: skip
+
 DEFAULT_K = 3
 DEFAULT_LEASE_HOURS = 24.0
 SESSION_DAYS = 14
@@ -111,6 +123,10 @@ class StoreError(Exception):
 
 class NotAssigned(StoreError):
     pass
+
+
+class InvalidValue(StoreError):
+    """A value the caller gave that can never work (a bad user name, a short password)."""
 
 
 @dataclass(frozen=True)
@@ -130,6 +146,12 @@ class Item:
     response: str | None
     response_1: str | None
     response_2: str | None
+    context: list[dict] | None = None
+    """HelpSteer3 tasks: the conversation as {role, content} messages."""
+    domain: str | None = None
+    language: str | None = None
+    feedback: list[str] | None = None
+    """Edit task: the feedback the edit follows."""
 
 
 def now() -> str:
@@ -197,6 +219,7 @@ def init_db(path: str | Path) -> None:
     try:
         conn.execute("PRAGMA journal_mode = WAL")
         _drop_plain_sessions(conn)
+        _widen_items(conn)
         conn.executescript(SCHEMA)
     finally:
         conn.close()
@@ -210,6 +233,33 @@ def _drop_plain_sessions(conn: sqlite3.Connection) -> None:
     if "csrf" in columns:
         conn.execute("DROP TABLE sessions")
         conn.execute("VACUUM")  # the dropped pages would still hold the tokens
+
+
+def _widen_items(conn: sqlite3.Connection) -> None:
+    """Bring an `items` table made before the HelpSteer3 tasks up to date: its CHECK
+    allowed two kinds, and SQLite cannot alter a CHECK, so the table is rebuilt (SQLite's
+    documented procedure: foreign keys off, copy, drop, rename, check, in one transaction;
+    the triggers and the index that name `items` are made again by SCHEMA)."""
+    row = conn.execute("SELECT sql FROM sqlite_master WHERE type = 'table' AND name = 'items'")
+    sql = (row.fetchone() or [None])[0]
+    if sql is None or "hs3_preference" in sql:
+        return
+    old = "id, item_key, kind, prompt, response, response_1, response_2, active"
+    conn.execute("PRAGMA foreign_keys = OFF")
+    try:
+        with transaction(conn):
+            for trigger in ("slot_taken", "slot_given_back", "slot_expired"):
+                # they name `items`; SCHEMA creates them again right after
+                conn.execute(f"DROP TRIGGER IF EXISTS {trigger}")
+            conn.execute(f"CREATE TABLE items_widened ({ITEM_COLUMNS})")
+            conn.execute(f"INSERT INTO items_widened ({old}) SELECT {old} FROM items")
+            conn.execute("DROP TABLE items")
+            conn.execute("ALTER TABLE items_widened RENAME TO items")
+            broken = conn.execute("PRAGMA foreign_key_check").fetchall()
+            if broken:
+                raise StoreError(f"upgrading the items table broke {len(broken)} references")
+    finally:
+        conn.execute("PRAGMA foreign_keys = ON")
 
 
 def open_existing(path: str | Path) -> sqlite3.Connection:
@@ -257,9 +307,11 @@ MIN_PASSWORD = 8
 def add_user(conn: sqlite3.Connection, username: str, password: str, is_admin: bool) -> int:
     username = username.strip()
     if not username or len(username) > 64 or not set(username) <= USERNAME_CHARS:
-        raise StoreError(f"username {username!r}: use 1-64 letters, digits or . _ - @ (no spaces)")
+        raise InvalidValue(
+            f"username {username!r}: use 1-64 letters, digits or . _ - @ (no spaces)"
+        )
     if len(password) < MIN_PASSWORD:
-        raise StoreError(f"password for {username!r}: at least {MIN_PASSWORD} characters")
+        raise InvalidValue(f"password for {username!r}: at least {MIN_PASSWORD} characters")
     salt, digest = security.hash_password(password)
     try:
         cur = conn.execute(
@@ -371,14 +423,24 @@ def use_login_form(conn: sqlite3.Connection, presession: str | None, csrf: str |
 def add_items(conn: sqlite3.Connection, rows: list[dict]) -> int:
     """Insert items (dicts with item_key, kind, prompt, response / response_1, response_2);
     an item_key already present is left alone, so importing twice adds nothing."""
+    names = ", ".join(ITEM_FIELDS)
+    marks = ", ".join(f":{f}" for f in ITEM_FIELDS)
     with transaction(conn):
         before = conn.total_changes
         conn.executemany(
-            "INSERT OR IGNORE INTO items (item_key, kind, prompt, response, response_1, "
-            "response_2) VALUES (:item_key, :kind, :prompt, :response, :response_1, :response_2)",
-            [{"response": None, "response_1": None, "response_2": None, **row} for row in rows],
+            f"INSERT OR IGNORE INTO items ({names}) VALUES ({marks})",
+            [_item_row(row) for row in rows],
         )
         return conn.total_changes - before
+
+
+def _item_row(row: dict) -> dict:
+    """An item dict as the table's values: lists (context, feedback) as JSON text."""
+    out = dict.fromkeys(ITEM_FIELDS) | row
+    for name in ("context", "feedback"):
+        if out[name] is not None and not isinstance(out[name], str):
+            out[name] = json.dumps(out[name], ensure_ascii=False)
+    return out
 
 
 def get_item(conn: sqlite3.Connection, item_id: int) -> Item | None:
@@ -388,7 +450,12 @@ def get_item(conn: sqlite3.Connection, item_id: int) -> Item | None:
     return Item(
         row["id"], row["item_key"], row["kind"], row["prompt"],
         row["response"], row["response_1"], row["response_2"],
+        _json(row["context"]), row["domain"], row["language"], _json(row["feedback"]),
     )  # fmt: skip
+
+
+def _json(text: str | None):
+    return None if text is None else json.loads(text)
 
 
 # --- assignment ---------------------------------------------------------------------------
@@ -557,7 +624,10 @@ def project_progress(conn: sqlite3.Connection) -> dict:
     row = conn.execute(
         "SELECT COUNT(*) AS items, "
         "COALESCE(SUM(kind = 'rating'), 0) AS rating_items, "
-        "COALESCE(SUM(kind = 'preference'), 0) AS preference_items FROM items"
+        "COALESCE(SUM(kind = 'preference'), 0) AS preference_items, "
+        "COALESCE(SUM(kind = 'hs3_preference'), 0) AS hs3_preference_items, "
+        "COALESCE(SUM(kind = 'feedback'), 0) AS feedback_items, "
+        "COALESCE(SUM(kind = 'edit'), 0) AS edit_items FROM items"
     ).fetchone()
     done = conn.execute(
         "SELECT COUNT(*) AS answers, COUNT(DISTINCT item_id) AS started FROM annotations"
@@ -592,7 +662,8 @@ def annotation_rows(conn: sqlite3.Connection) -> list[sqlite3.Row]:
     """Every submitted answer with its item and annotator, in a stable order."""
     return conn.execute(
         "SELECT i.item_key, i.kind, i.prompt, i.response, i.response_1, i.response_2, "
-        "u.username AS annotator_id, a.answer, a.created_at "
+        "u.username AS annotator_id, a.answer, a.created_at, "
+        "i.context, i.domain, i.language, i.feedback "
         "FROM annotations a JOIN items i ON i.id = a.item_id JOIN users u ON u.id = a.user_id "
         "ORDER BY i.id, u.username"
     ).fetchall()

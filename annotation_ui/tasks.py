@@ -1,7 +1,16 @@
-"""The two annotation tasks, defined once for every front end (the web app, Argilla later).
+"""The annotation tasks, defined once for every front end (the web app and Argilla).
 
 A task says what an annotator sees (the conversation and one or two responses), which
 questions are asked, what each answer means, and how a submitted form becomes an answer.
+
+HelpSteer2 tasks: `rating` (0-4 on the five attributes) and `preference` (-3..3 with a
+justification). HelpSteer3 tasks (nvidia/HelpSteer3, `helpsteer/helpsteer3.py`):
+
+- `hs3_preference`: the 7-point `overall_preference` scale (negative: response 1 is
+  better) with the annotator's written `reasoning`, one `individual_preference` item;
+- `feedback`: written feedback on each response of a pair (the `feedback` config);
+- `edit`: the original response edited to follow given feedback, with a summary of the
+  changes (the `edit` config).
 """
 
 from __future__ import annotations
@@ -20,7 +29,14 @@ from helpsteer.attributes import (
 
 RATING = "rating"
 PREFERENCE = "preference"
-KINDS = (RATING, PREFERENCE)
+HS3_PREFERENCE = "hs3_preference"
+FEEDBACK = "feedback"
+EDIT = "edit"
+KINDS = (RATING, PREFERENCE, HS3_PREFERENCE, FEEDBACK, EDIT)
+HS3_TASKS = (HS3_PREFERENCE, FEEDBACK, EDIT)
+"""Tasks whose items carry a HelpSteer3 `context` (messages) and `domain` / `language`."""
+PAIR_TASKS = (PREFERENCE, HS3_PREFERENCE, FEEDBACK)
+"""Tasks that show two responses."""
 
 LEVELS: dict[str, tuple[str, str, str, str, str]] = {
     "helpfulness": (
@@ -74,6 +90,20 @@ PREFERENCE_CHOICES: tuple[tuple[int, str], ...] = (
 
 MIN_JUSTIFICATION = 10
 """Characters a preference justification needs at least, so it is a sentence, not a shrug."""
+
+MIN_FEEDBACK = 10
+"""Characters a written feedback (or a change summary) needs at least."""
+
+MAX_TEXT = {
+    "justification": 5_000,
+    "reasoning": 5_000,
+    "feedback1": 10_000,
+    "feedback2": 10_000,
+    "change_summary": 5_000,
+    "edited_response": 100_000,
+}
+"""Characters a written answer may have at most; the request body limit
+(`limits.BodyLimit`) bounds the form as a whole before this is checked."""
 
 NOT_RATABLE = "na"
 """The form value for an attribute the annotator cannot rate (stored as null)."""
@@ -144,11 +174,7 @@ def _strength(form: dict[str, str], required: bool) -> int | None:
 def parse_preference(form: dict[str, str], *, partial: bool = False) -> dict:
     """A preference answer: strength, justification, and optional ratings of both responses
     (fields `r1_<attribute>` and `r2_<attribute>`)."""
-    justification = (form.get("justification") or "").strip()
-    if not partial and len(justification) < MIN_JUSTIFICATION:
-        raise AnswerError(
-            f"justification: write at least {MIN_JUSTIFICATION} characters saying why"
-        )
+    justification = _written(form, "justification", MIN_JUSTIFICATION, "saying why", partial)
     answer = {
         "preference_strength": _strength(form, required=not partial),
         "justification": justification,
@@ -159,11 +185,70 @@ def parse_preference(form: dict[str, str], *, partial: bool = False) -> dict:
     return answer
 
 
-def parse_answer(kind: str, form: dict[str, str], *, partial: bool = False) -> dict:
+def _written(form: dict[str, str], field: str, minimum: int, what: str, partial: bool) -> str:
+    """A written answer, stripped; at least `minimum` characters unless `partial`."""
+    text = (form.get(field) or "").strip()
+    if len(text) > MAX_TEXT[field]:
+        raise AnswerError(f"{field}: {len(text)} characters; at most {MAX_TEXT[field]}")
+    if not partial and len(text) < minimum:
+        raise AnswerError(f"{field}: write at least {minimum} characters {what}")
+    return text
+
+
+def parse_hs3_preference(form: dict[str, str], *, partial: bool = False) -> dict:
+    """A HelpSteer3 preference: `score` -3..3 (negative: response 1 is better) and the
+    annotator's `reasoning` (HelpSteer3's 1-2 sentences of justification)."""
+    raw = (form.get("score") or "").strip()
+    if raw == "" and not partial:
+        raise AnswerError("score: choose one of the 7 options (-3..3)")
+    if raw and raw not in {str(v) for v in STRENGTHS}:
+        raise AnswerError(f"score: expected an integer -3..3, got {raw!r}")
+    reasoning = _written(form, "reasoning", MIN_JUSTIFICATION, "saying why", partial)
+    return {"score": int(raw) if raw else None, "reasoning": reasoning}
+
+
+def parse_feedback(form: dict[str, str], *, partial: bool = False) -> dict:
+    """Written feedback on both responses of a pair (`feedback1`, `feedback2`)."""
+    what = "on what the response does well and where it falls short"
+    return {
+        side: _written(form, side, MIN_FEEDBACK, what, partial)
+        for side in ("feedback1", "feedback2")
+    }
+
+
+def parse_edit(form: dict[str, str], *, partial: bool = False, original: str | None = None) -> dict:
+    """An edit: the `edited_response` and a `change_summary`. A submitted edit must
+    change the original response (compared without surrounding white space)."""
+    edited = form.get("edited_response") or ""
+    if len(edited) > MAX_TEXT["edited_response"]:
+        limit = MAX_TEXT["edited_response"]
+        raise AnswerError(f"edited_response: {len(edited)} characters; at most {limit}")
+    if not partial:
+        if not edited.strip():
+            raise AnswerError("edited_response: write the edited response")
+        if original is not None and edited.strip() == original.strip():
+            raise AnswerError(
+                "edited_response: identical to the original; edit it to follow the feedback"
+            )
+    summary = _written(form, "change_summary", MIN_FEEDBACK, "on what you changed", partial)
+    return {"edited_response": edited.replace("\r\n", "\n"), "change_summary": summary}
+
+
+def parse_answer(
+    kind: str, form: dict[str, str], *, partial: bool = False, original: str | None = None
+) -> dict:
+    """The answer of a submitted (or, with `partial`, a draft) form; `original` is the
+    response an edit task starts from."""
     if kind == RATING:
         return parse_rating(form, partial=partial)
     if kind == PREFERENCE:
         return parse_preference(form, partial=partial)
+    if kind == HS3_PREFERENCE:
+        return parse_hs3_preference(form, partial=partial)
+    if kind == FEEDBACK:
+        return parse_feedback(form, partial=partial)
+    if kind == EDIT:
+        return parse_edit(form, partial=partial, original=original)
     raise AnswerError(f"unknown task kind {kind!r}")
 
 
@@ -173,6 +258,13 @@ def form_values(kind: str, answer: dict | None) -> dict[str, str]:
         return {}
     if kind == RATING:
         return _likert_fields(answer, "", answer.get("_set", ATTRIBUTES))
+    if kind in (FEEDBACK, EDIT):
+        return {k: str(v) for k, v in answer.items() if isinstance(v, str)}
+    if kind == HS3_PREFERENCE:
+        values = {"reasoning": answer.get("reasoning") or ""}
+        if answer.get("score") is not None:
+            values["score"] = str(answer["score"])
+        return values
     values = {"justification": answer.get("justification") or ""}
     if answer.get("preference_strength") is not None:
         values["preference_strength"] = str(answer["preference_strength"])

@@ -385,7 +385,7 @@ def test_push_with_unreachable_server_fails_in_one_line(tmp_path):
     [
         (["--to", "labelstudio"], "--to: only argilla"),
         (["--agent", "!!"], "--agent: '!!' is not a valid"),
-        (["--kind", "ranking"], "--kind: expected auto"),
+        (["--kind", "ranking"], "--kind: expected one of auto"),
         (["--k", "0"], "at least 1 annotator"),
     ],
 )
@@ -393,7 +393,9 @@ def test_push_refuses_bad_options_before_connecting(tmp_path, extra, message):
     pytest.importorskip("argilla")
     path = write_jsonl(tmp_path / "r.jsonl", [{"prompt": "Q", "response": "A"}])
     result = runner.invoke(app, ["push", str(path), "--api-url", "http://127.0.0.1:9", *extra])
-    assert result.exit_code == 1 and message in result.output, result.output
+    # a usage error: exit status 2 and one line, as for every `hs` command
+    assert result.exit_code == 2 and message in result.output, result.output
+    assert result.output.count("\n") == 1
 
 
 def test_push_of_a_file_without_usable_rows(tmp_path):

@@ -44,19 +44,28 @@ def test_import_add_user_and_export(tmp_path):
     assert manifest["project"]["items"] == 5
 
 
-def test_user_errors_are_one_line_and_exit_nonzero(tmp_path):
+def test_usage_errors_are_one_line_and_exit_2(tmp_path):
+    """Bad options, unusable or missing files: exit status 2 and one line (the `hs` rule);
+    a run that produced nothing usable: exit status 1."""
     missing = invoke("import", tmp_path / "nope.jsonl", "--db", tmp_path / "p.db")
-    assert missing.exit_code == 1 and missing.output.startswith("error: ")
+    assert missing.exit_code == 2 and missing.output.startswith("error: ")
     assert "no such file" in missing.output and "Traceback" not in missing.output
     bad = write_jsonl(tmp_path / "bad.jsonl", [{"question": "q"}])
-    result = invoke("import", bad, "--db", tmp_path / "p.db")
-    assert result.exit_code == 1 and "needs a `prompt`" in result.output
+    columns = invoke("import", bad, "--db", tmp_path / "p.db")
+    assert columns.exit_code == 2 and "needs a `prompt`" in columns.output
     no_db = invoke("export", "--db", tmp_path / "none.db", "--out", tmp_path / "o")
-    assert no_db.exit_code == 1 and "no annotation database" in no_db.output
+    assert no_db.exit_code == 2 and "no annotation database" in no_db.output
     fmt = invoke("export", "--db", tmp_path / "none.db", "--out", tmp_path / "o", "--format", "csv")
-    assert fmt.exit_code == 1 and "--format" in fmt.output
+    assert fmt.exit_code == 2 and "--format" in fmt.output
     weak = invoke("add-user", "x", "--db", tmp_path / "p.db", "--password-stdin", input="short\n")
-    assert weak.exit_code == 1 and "at least 8 characters" in weak.output
+    assert weak.exit_code == 2 and "at least 8 characters" in weak.output
+    guidelines = invoke("serve", "--db", tmp_path / "p.db", "--guidelines", tmp_path / "no.md")
+    assert guidelines.exit_code == 2 and "--guidelines" in guidelines.output
+    for result in (missing, columns, no_db, fmt, weak, guidelines):
+        assert result.output.count("\n") == 1, result.output
+    empty = write_jsonl(tmp_path / "empty.jsonl", [{"prompt": "q", "response": ""}])
+    nothing = invoke("import", empty, "--db", tmp_path / "p.db")
+    assert nothing.exit_code == 1 and "no usable rows" in nothing.output
 
 
 def test_rejected_rows_are_reported_and_written(tmp_path):
@@ -74,9 +83,9 @@ def test_serve_refuses_bad_options_before_starting(tmp_path):
     db = tmp_path / "p.db"
     assert invoke("serve", "--db", db, "--k", "0").output.startswith("error: --k")
     bad_sync = invoke("serve", "--db", db, "--synchronous", "OFF")
-    assert bad_sync.exit_code == 1 and "FULL or NORMAL" in bad_sync.output
+    assert bad_sync.exit_code == 2 and "FULL or NORMAL" in bad_sync.output
     no_file = invoke("serve", "--db", db, "--guidelines", tmp_path / "missing.md")
-    assert no_file.exit_code == 1 and "is not a file" in no_file.output
+    assert no_file.exit_code == 2 and "is not a file" in no_file.output
 
 
 def test_serve_passes_the_request_and_login_limits_to_the_app(tmp_path, monkeypatch):
@@ -95,4 +104,4 @@ def test_serve_passes_the_request_and_login_limits_to_the_app(tmp_path, monkeypa
     for flag, value in (("--max-body-bytes", 10), ("--max-form-fields", 3),
                         ("--login-window", 0)):  # fmt: skip
         refused = invoke("serve", "--db", db, flag, value)
-        assert refused.exit_code == 1 and refused.output.startswith(f"error: {flag}")
+        assert refused.exit_code == 2 and refused.output.startswith(f"error: {flag}")
