@@ -46,11 +46,14 @@ def _command(short: str):
         ] = None,
         seed: Annotated[int, typer.Option(help="Seed for sampling and ordering.")] = 0,
         quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars.")] = False,
+        as_json: Annotated[
+            bool, typer.Option("--json", help="Print a JSON summary on stdout instead of paths.")
+        ] = False,
     ) -> None:
         import synth.stages  # noqa: F401  (registers the stages)
         from helpsteer.pipeline import PipelineError
         from helpsteer.progress import Reporter
-        from synth.runner import print_summary, run_stage
+        from synth.runner import print_outputs, print_summary, run_stage
 
         reporter = Reporter.for_cli(quiet=quiet)
         try:
@@ -64,10 +67,12 @@ def _command(short: str):
             reporter.console.print("[yellow]interrupted[/yellow]: re-run to resume from the cache")
             raise typer.Exit(130) from None
         print_summary(reporter, manifest, out)
+        print_outputs(manifest, as_json)
 
     command.__doc__ = (
         f"{STAGES[short]}\n\nWrites the stage's tables (.jsonl and .parquet), rejected.jsonl "
-        "and manifest.json into --out."
+        "and manifest.json into --out. stdout gets the files written, one per line (or "
+        "with --json one JSON summary); progress and the summary table go to stderr."
     )
     return command
 

@@ -87,11 +87,12 @@ def run_stage(
     ctx = StageContext(name=name, out_dir=out, seed=seed, reporter=reporter)
     tables = read_inputs(ctx, inputs)
     result = spec.fn(ctx, tables, cfg) or {}
-    counts = {}
+    counts, files = {}, []
     for table, frame in result.items():
         if frame is not None:
-            write_table(frame, out / f"{table}.jsonl")
-            write_table(frame, out / f"{table}.parquet")
+            for path in (out / f"{table}.jsonl", out / f"{table}.parquet"):
+                write_table(frame, path)
+                files.append(str(path))
             counts[table] = frame.height
     rejected = (
         pl.concat([normalise_rejected(r) for r in ctx.rejected])
@@ -99,14 +100,16 @@ def run_stage(
         else pl.DataFrame(schema=REJECTED_SCHEMA)
     )
     write_table(rejected, out / "rejected.jsonl")
+    files += [str(out / "rejected.jsonl"), str(out / "manifest.json")]
     manifest = {
-        "tool": f"hs synth {name}",
+        "tool": "hs synth " + name.removeprefix("synth.").replace("_", "-"),
         "config": cfg.model_dump(mode="json"),
         "inputs": inputs,
         "seed": seed,
         "counts": {**counts, "rejected": rejected.height},
         "info": ctx.info,
         "seconds": round(time.perf_counter() - started, 3),
+        "files": files,
     }
     write_json(out / "manifest.json", manifest)
     return manifest
@@ -127,3 +130,17 @@ def print_summary(reporter: Reporter, manifest: dict[str, Any], out: Path) -> No
         )
     table.add_row("seconds", f"{manifest['seconds']:.2f}")
     reporter.console.print(table)
+
+
+def print_outputs(manifest: dict[str, Any], as_json: bool) -> None:
+    """stdout is for other programs: the files written, one per line, or one JSON summary."""
+    import json
+
+    import typer
+
+    if as_json:
+        keys = ("tool", "counts", "seconds", "files")
+        typer.echo(json.dumps({k: manifest[k] for k in keys}, indent=2))
+        return
+    for path in manifest["files"]:
+        typer.echo(path)

@@ -41,6 +41,24 @@ def test_cli_runs_a_stage_and_writes_outputs(llm, tmp_path):
     manifest = json.loads((out / "manifest.json").read_text())
     assert manifest["counts"] == {"prompts": 4, "rejected": 0}
     assert manifest["info"]["llm"][0]["requests"] == 1 + 1 + 2
+    # stdout: only the files written, one per line (the summary table is on stderr).
+    written = [str(out / n) for n in ("prompts.jsonl", "prompts.parquet", "rejected.jsonl")]
+    assert result.stdout.splitlines() == [*written, str(out / "manifest.json")]
+    assert "prompts rows" in result.stderr
+
+
+def test_cli_json_summary_on_stdout(llm, tmp_path):
+    out = tmp_path / "qa"
+    result = CliRunner().invoke(
+        app,
+        ["open-qa", "--out", str(out), "-q", "--json", "--set", 'topics=["Rivers"]', "--set",
+         "n_subtopics=1", "--set", "n_questions=1", *llm_flags(llm)],
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    summary = json.loads(result.stdout)
+    assert summary["tool"] == "hs synth open-qa"
+    assert summary["counts"] == {"prompts": 2, "rejected": 0}
+    assert all(Path(f).is_file() for f in summary["files"]) and len(summary["files"]) == 4
 
 
 def test_cli_reads_inputs_and_config_file(llm, tmp_path):
