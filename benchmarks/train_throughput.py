@@ -250,14 +250,23 @@ def _spread(values: list[float]) -> str:
     return f"{statistics.median(values):.2f}x (range {min(values):.2f}-{max(values):.2f})"
 
 
+def _figure(run: dict, key: str) -> float:
+    """A run's figure; tokens computed per real token is 1 / (1 - padding) where a run
+    does not report it (TRL)."""
+    if key == "computed_per_token" and key not in run:
+        return 1 / max(1 - run["padded_fraction"], 1e-9)
+    return run[key]
+
+
 def summarize(rounds: list[dict], variants: list[str]) -> dict:
     """Median of each figure over the rounds, and the ratios taken within each round."""
     out = {"variants": {}, "ratios": {}}
     for v in variants:
         out["variants"][v] = {
-            k: statistics.median(r[v][k] for r in rounds)
-            for k in ("tokens_per_s", "padded_fraction", "train_seconds", "peak_mb")
-        }
+            k: statistics.median(_figure(r[v], k) for r in rounds)
+            for k in ("tokens_per_s", "padded_fraction", "computed_per_token", "train_seconds",
+                      "peak_mb")
+        }  # fmt: skip
     pairs = [("packed", "trl"), ("unshared", "trl"), ("padded", "trl"), ("packed", "unshared")]
     for a, b in pairs:
         if a in variants and b in variants:
@@ -275,12 +284,13 @@ def print_table(spec: dict, args, rounds: list[dict], summary: dict) -> None:
         f"max length {args.max_length}; CPU fp32, {args.threads} threads; "
         f"{len(rounds)} rounds, medians"
     )
-    print(f"{'':22}" + "".join(f"{LABELS[v]:>14}" for v in variants))
+    print(f"{'':22}" + "".join(f"{LABELS[v]:>18}" for v in variants))
     for key, label, fmt in [
-        ("tokens_per_s", "real tokens/s", "{:14,.0f}"),
-        ("padded_fraction", "padded fraction", "{:14.3f}"),
-        ("train_seconds", "train seconds", "{:14.1f}"),
-        ("peak_mb", "peak RSS MiB", "{:14,.0f}"),
+        ("tokens_per_s", "real tokens/s", "{:18,.0f}"),
+        ("padded_fraction", "padded fraction", "{:18.3f}"),
+        ("computed_per_token", "computed/real tokens", "{:18.3f}"),
+        ("train_seconds", "train seconds", "{:18.1f}"),
+        ("peak_mb", "peak RSS MiB", "{:18,.0f}"),
     ]:
         cells = "".join(fmt.format(summary["variants"][v][key]) for v in variants)
         print(f"{label:22}{cells}")
