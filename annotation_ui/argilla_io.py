@@ -493,6 +493,7 @@ def _read_hs3_push_items(source: str, kind: str) -> PushInput:
         if task == EDIT:
             metadata[FEEDBACK_LIST] = json.dumps(item["feedback"], ensure_ascii=False)
             suggestions[EDITED] = item["response"]
+        data.suggested += bool(suggestions)
         data.items.append(
             PushItem(
                 item["item_key"],

@@ -410,10 +410,14 @@ def push_command(
         client = io.connect(api_url, api_key)
         with reporter.task(f"logging to {plan.name}", total=len(data.items)) as bar:
             summary = io.push(client, data, plan, progress=bar.advance)
+    if summary["kind"] == "edit":
+        suggested = f"{summary['with_suggestions']} with the original response suggested"
+    else:
+        suggested = f"{summary['with_suggestions']} with suggestions by {agent!r}"
     typer.echo(
-        f"{summary['records']} {summary['kind']} records ({summary['with_suggestions']} with "
-        f"suggestions by {agent!r}) -> dataset {summary['dataset']!r} in workspace "
-        f"{summary['workspace']!r}, {summary['min_submitted']} annotators per record"
+        f"{summary['records']} {summary['kind']} records ({suggested}) -> dataset "
+        f"{summary['dataset']!r} in workspace {summary['workspace']!r}, "
+        f"{summary['min_submitted']} annotators per record"
     )
     if summary["users"]:
         counts = summary["users"]

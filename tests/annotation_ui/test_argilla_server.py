@@ -259,3 +259,178 @@ def _check_build(out: Path, tmp_path: Path):
     prefs = pl.concat(pl.read_parquet(p) for p in files)
     assert prefs["prompt"].to_list() == ["Name a colour"]
     assert prefs["preference_strength"].to_list() == [-3]  # mean -2.5 rounds away from zero
+
+
+# --- HelpSteer3 tasks -------------------------------------------------------------------
+
+HS3_SYSTEM = {"role": "system", "content": "You answer in Python."}
+HS3_PAIRS = [
+    {"domain": "code", "language": "python",
+     "context": [HS3_SYSTEM, {"role": "user", "content": "Write `add`."}],
+     "response1": "def add(a, b):\n    return a + b", "response2": "add = 0",
+     "overall_preference": -2},
+    {"domain": "multilingual", "language": "french",
+     "context": [{"role": "user", "content": "Dis bonjour."}],
+     "response1": "Hello!", "response2": "Bonjour !", "overall_preference": 2},
+]  # fmt: skip
+HS3_FEEDBACK = [
+    {"domain": "stem", "language": "english", "context": [{"role": "user", "content": "2+2?"}],
+     "response1": "4", "response2": "5", "feedback1": ["Correct and short."],
+     "feedback2": ["Wrong: 2+2 is 4.", "No working shown."]},
+]  # fmt: skip
+
+
+@pytest.fixture
+def hs3_names(argilla_env):
+    """A workspace, three datasets and users (two annotators, one admin) for this test."""
+    import argilla as rg
+
+    run = uuid.uuid4().hex[:8]
+    made = {"workspace": f"hs3-ws-{run}", "datasets": [f"hs3-{t}-{run}" for t in ("p", "f", "e")],
+            "users": [f"hs3-ann1-{run}", f"hs3-ann2-{run}", f"hs3-adm-{run}"]}  # fmt: skip
+    yield made
+    client = _client(argilla_env)
+    workspace = client.workspaces(made["workspace"])
+    if workspace is not None:
+        for name in made["datasets"]:
+            dataset = client.datasets(name=name, workspace=workspace)
+            if dataset is not None:
+                dataset.delete()
+    for username in made["users"]:
+        user = client.users(username)
+        if user is not None:
+            user.delete()
+    if workspace is not None:
+        rg.Workspace.delete(workspace)
+
+
+def _api_key(env, user) -> str:
+    import httpx
+
+    reply = httpx.get(
+        f"{env['ARGILLA_API_URL']}/api/v1/users/{user.id}",
+        headers={"X-Argilla-Api-Key": env["ARGILLA_API_KEY"]},
+    )
+    return reply.json()["api_key"]
+
+
+def _invoke_as(env, key, *args):
+    cli_env = {"ARGILLA_API_URL": env["ARGILLA_API_URL"], "ARGILLA_API_KEY": key}
+    return runner.invoke(app, [str(a) for a in args], env=cli_env)
+
+
+def test_hs3_tasks_push_answer_pull_build(argilla_env, hs3_names, tmp_path):
+    """HelpSteer3 preference, feedback and edit datasets: settings on the server, answers
+    submitted by two annotators with their own keys, pulled with an admin key (an
+    annotator's key is refused in one line), then aggregated by `hs build-dataset`."""
+    from helpsteer.cli import app as hs
+
+    pairs = write_jsonl(tmp_path / "pairs.jsonl", HS3_PAIRS)
+    feedback = write_jsonl(tmp_path / "feedback.jsonl", HS3_FEEDBACK)
+    users_csv = tmp_path / "users.csv"
+    ann1, ann2, adm = hs3_names["users"]
+    users_csv.write_text(
+        f"username,password,role\n{ann1},pass-{ann1},annotator\n{ann2},pass-{ann2},annotator\n"
+        f"{adm},pass-{adm},admin\n"
+    )
+    p_name, f_name, e_name = hs3_names["datasets"]
+    ws = ["--workspace", hs3_names["workspace"]]
+    for args in ([pairs, "--name", p_name, "--create-users", users_csv],
+                 [pairs, "--kind", "feedback", "--name", f_name],
+                 [feedback, "--name", e_name]):  # fmt: skip
+        pushed = _invoke(argilla_env, "push", *args, *ws, "--k", "2")
+        assert pushed.exit_code == 0, pushed.output
+    assert "2 edit records (2 with the original response suggested)" in pushed.output
+
+    client = _client(argilla_env)
+    workspace = client.workspaces(hs3_names["workspace"])
+    p_ds, f_ds, e_ds = (
+        client.datasets(name=n, workspace=workspace) for n in (p_name, f_name, e_name)
+    )
+    questions = p_ds.settings.questions
+    assert questions["score"].labels == ["-3", "-2", "-1", "0", "1", "2", "3"]
+    assert questions["score"].required and questions["reasoning"].required
+    assert [f.name for f in p_ds.settings.fields] == ["messages", "response1", "response2"]
+    metadata = {m.name: m for m in p_ds.settings.metadata}
+    assert {"domain", "language"} <= set(metadata) and metadata["domain"].visible_for_annotators
+    assert [q.name for q in f_ds.settings.questions] == ["feedback1", "feedback2"]
+    assert [f.name for f in e_ds.settings.fields] == ["messages", "original_response", "feedback"]
+    p_records = list(p_ds.records)
+    code = next(r for r in p_records if r.metadata["domain"] == "code")
+    assert [m.role for m in code.fields["messages"]] == ["system", "user"]
+    assert code.metadata["language"] == "python"
+    e_records = list(e_ds.records(with_suggestions=True))
+    wrong = next(r for r in e_records if r.fields["original_response"] == "5")
+    assert wrong.suggestions["edited_response"].value == "5"
+    assert wrong.suggestions["edited_response"].agent == "original-response"
+    assert wrong.fields["feedback"] == "1. Wrong: 2+2 is 4.\n2. No working shown."
+
+    keys = {u: _api_key(argilla_env, client.users(u)) for u in (ann1, ann2, adm)}
+    scores = {ann1: {"python": "-3", "french": "2"}, ann2: {"python": "-2", "french": "3"}}
+    for n, user in enumerate((ann1, ann2)):
+        http = _client(argilla_env, api_key=keys[user]).api.http_client
+        answers = [
+            (r, {"score": scores[user][r.metadata["language"]],
+                 "reasoning": f"{user} explains the score."})
+            for r in p_records
+        ]  # fmt: skip
+        answers += [(r, {"feedback1": f"Good, says {n}.", "feedback2": f"Weak, says {n}."})
+                    for r in f_ds.records]  # fmt: skip
+        answers += [
+            (r, {"edited_response": f"{r.fields['original_response']} (edit {n})",
+                 "change_summary": "Followed the feedback."})
+            for r in e_records
+        ]  # fmt: skip
+        for record, values in answers:
+            reply = http.post(
+                f"/api/v1/records/{record._server_id}/responses",
+                json={"values": {q: {"value": v} for q, v in values.items()},
+                      "status": "submitted"},
+            )  # fmt: skip
+            assert reply.status_code == 201, reply.text
+
+    # an annotator's key: one line, exit status 2, nothing written
+    refused = _invoke_as(argilla_env, keys[ann1], "pull", p_name, *ws, "--out", tmp_path / "no")
+    assert refused.exit_code == 2, refused.output
+    assert refused.output.count("\n") == 1
+    assert "pull needs an owner or admin API key" in refused.output
+    assert not (tmp_path / "no").exists()
+    # an admin's key works, and names the annotators through the workspace's members
+    out = tmp_path / "pulled"
+    pulled = _invoke_as(argilla_env, keys[adm], "pull", p_name, f_name, e_name, *ws, "--out", out)
+    assert pulled.exit_code == 0, pulled.output
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["counts"] == {"ratings": 0, "preferences": 0, "hs3_preferences": 4,
+                                  "hs3_feedback": 2, "hs3_edit": 4, "rejected": 0}  # fmt: skip
+    raw = pl.read_ndjson(out / "hs3_preferences.jsonl")
+    assert set(raw["annotator_id"]) == {ann1, ann2}
+    assert raw.filter(pl.col("language") == "python")["context"].to_list()[0][0] == HS3_SYSTEM
+    edits = pl.read_ndjson(out / "hs3_edit.jsonl")
+    assert edits.filter(pl.col("original_response") == "5")["feedback"].to_list()[0] == [
+        "Wrong: 2+2 is 4.", "No working shown."]  # fmt: skip
+
+    toml = tmp_path / "build.toml"
+    inputs = ", ".join(f'"{out / n}"' for n in ("hs3_preferences.jsonl", "hs3_feedback.jsonl",
+                                                "hs3_edit.jsonl"))  # fmt: skip
+    toml.write_text(
+        f'out = "{tmp_path / "built"}"\n[[stages]]\nuses = "load"\npreferences = [{inputs}]\n'
+        '[[stages]]\nuses = "aggregate"\npreference_min_annotators = 2\n'
+        '[[stages]]\nuses = "split"\nvalidation_fraction = 0.0\n'
+        '[[stages]]\nuses = "export"\nformats = ["hs3_preference", "hs3_feedback", "hs3_edit"]\n'
+    )
+    built = runner.invoke(hs, ["build-dataset", "-q", str(toml)])
+    assert built.exit_code == 0, built.output
+
+    def read(name):
+        files = sorted((tmp_path / "built" / name).glob("*.parquet"))
+        return pl.concat(pl.read_parquet(p) for p in files)
+
+    prefs = {r["language"]: r for r in read("hs3_preference").to_dicts()}
+    assert prefs["python"]["overall_preference"] == -3  # mean -2.5 rounds away from zero
+    assert prefs["french"]["overall_preference"] == 3  # 2.5 -> 3
+    reasons = {i["reasoning"] for i in prefs["python"]["individual_preference"]}
+    assert reasons == {f"{ann1} explains the score.", f"{ann2} explains the score."}
+    assert prefs["python"]["domain"] == "code"
+    fb = read("hs3_feedback")
+    assert sorted(len(f) for f in fb["feedback1"].to_list()) == [2, 2]
+    assert read("hs3_edit").height == 4

@@ -351,3 +351,63 @@ def test_old_database_is_upgraded_in_place(tmp_path):
     assert store.get_item(conn, 2).context[0] == SYSTEM
     conn.close()
     store.init_db(db)  # a second upgrade finds nothing to do
+
+
+# --- the Argilla mapping (no server) ------------------------------------------------------
+
+
+def test_argilla_settings_and_records_of_hs3_tasks(tmp_path):
+    from annotation_ui import argilla_io as aio
+
+    spec = aio.settings_spec("hs3_preference", "Guidelines", 3)
+    questions = {q["name"]: q for q in spec["questions"]}
+    assert list(questions) == ["score", "reasoning"]
+    assert list(questions["score"]["labels"]) == ["-3", "-2", "-1", "0", "1", "2", "3"]
+    assert questions["score"]["labels"]["-3"] == "Response 1 is much better"
+    assert questions["reasoning"]["type"] == "text" and questions["reasoning"]["required"]
+    assert {m["name"] for m in spec["metadata"]} >= {"domain", "language"}
+    assert aio.dataset_kind(["feedback1", "feedback2"]) == "feedback"
+    assert aio.dataset_kind(["edited_response", "change_summary"]) == "edit"
+
+    data = aio.read_push_items(str(write_jsonl(tmp_path / "p.jsonl", PAIRS)))
+    assert data.kind == "hs3_preference" and len(data.items) == 2
+    record = aio.record_spec(data.items[0])
+    assert record["fields"]["messages"][0] == SYSTEM
+    assert record["metadata"]["domain"] == "code" and record["metadata"]["language"] == "python"
+    rows = [{"prompt": "Capital?", "response": "Lyon.", "feedback": ["Wrong city."]}]
+    edit = aio.read_push_items(str(write_jsonl(tmp_path / "e.jsonl", rows)), "edit")
+    record = aio.record_spec(edit.items[0])
+    assert record["fields"]["feedback"] == "1. Wrong city."
+    assert record["suggestions"] == [
+        {"question_name": "edited_response", "value": "Lyon.", "agent": "original-response"}
+    ]
+    assert json.loads(record["metadata"]["feedback_list"]) == ["Wrong city."]
+
+
+def test_argilla_responses_become_hs3_rows_and_bad_ones_are_rejected():
+    from annotation_ui import argilla_io as aio
+
+    record = {
+        "id": "x", "external_id": "pair-1",
+        "fields": {"messages": [SYSTEM, {"role": "user", "content": "Hi"}],
+                   "response1": "Hello", "response2": "Yo"},
+        "metadata": {"domain": "general", "language": "english"},
+        "responses": [
+            {"user_id": "u1", "status": "submitted", "updated_at": "2025-01-01T00:00:00",
+             "values": {"score": {"value": "-1"}, "reasoning": {"value": " Politer. "}}},
+            {"user_id": "u2", "status": "submitted",
+             "values": {"score": {"value": "2"}}},
+            {"user_id": "u3", "status": "draft", "values": {}},
+        ],
+    }  # fmt: skip
+    result = aio.raw_rows("hs3_preference", [record], {"u1": "ann1"})
+    [row] = result.hs3_preferences
+    assert (row["pair_id"], row["annotator_id"], row["score"], row["reasoning"]) == (
+        "pair-1", "ann1", -1, "Politer.")  # fmt: skip
+    assert row["context"][0] == SYSTEM and row["domain"] == "general"
+    [rejected] = result.rejected
+    assert rejected["annotator_id"] == "u2" and "reasoning: no text" in rejected["reason"]
+    assert result.counts == {"records": 1, "submitted": 2, "draft": 1, "discarded": 0}
+    frames = aio.frames([result])
+    assert frames["hs3_preferences"].columns == list(export.HS3_PREFERENCE_SCHEMA)
+    assert "hs3_feedback" not in frames
