@@ -17,6 +17,9 @@ app = typer.Typer(
 OutOption = Annotated[Path, typer.Option("--out", "-o", help="Run folder for every output.")]
 QuietOption = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars.")]
 LimitOption = Annotated[int | None, typer.Option(help="Use only the first N items.")]
+JsonOption = Annotated[
+    bool, typer.Option("--json", help="Print a JSON summary on stdout instead of the paths.")
+]
 CacheOption = Annotated[
     Path | None,
     typer.Option(help="LLM cache folder (default: OUT/llm_cache); a re-run resumes from it."),
@@ -48,6 +51,7 @@ def _run(work: Callable[[Any], dict[str, Any]], quiet: bool) -> dict[str, Any]:
 
 
 def _summary(title: str, rows: list[tuple[str, str]], quiet: bool) -> None:
+    """The human summary table, on stderr: stdout is kept for the output paths."""
     if quiet:
         return
     from rich.console import Console
@@ -58,7 +62,45 @@ def _summary(title: str, rows: list[tuple[str, str]], quiet: bool) -> None:
     table.add_column("value")
     for name, value in rows:
         table.add_row(name, value)
-    Console().print(table)
+    Console(stderr=True).print(table)
+
+
+# Folders under a run folder that hold caches or inputs, not results.
+NOT_OUTPUTS = ("llm_cache", "annotator")
+
+
+def output_files(out: Path, extra: list[str] | None = None) -> list[str]:
+    """Every file a run wrote under `out` (caches and dot-files left out), then `extra`
+    files written elsewhere (lm-eval's --output-path), each once."""
+    found = []
+    if out.is_dir():
+        for path in sorted(out.rglob("*")):
+            parts = path.relative_to(out).parts
+            if parts[0] in NOT_OUTPUTS or any(p.startswith(".") for p in parts):
+                continue
+            if path.is_file():
+                found.append(str(path))
+    return found + [str(p) for p in extra or [] if str(p) not in found]
+
+
+def print_outputs(
+    out: Path, doc: dict[str, Any], as_json: bool, extra: list[str] | None = None
+) -> None:
+    """stdout is for other programs: the output paths one per line, never wrapped (plain
+    `typer.echo`, no terminal-width formatting), or with --json one JSON summary."""
+    import json
+
+    files = output_files(out, extra)
+    if as_json:
+        keep = ("benchmark", "model", "metric", "runs")
+        summary = {"out": str(out), **{k: doc[k] for k in keep if k in doc}}
+        if (out / "results.json").is_file():
+            summary["results"] = str(out / "results.json")
+        summary["files"] = files
+        typer.echo(json.dumps(summary, indent=2, default=str))
+        return
+    for path in files:
+        typer.echo(path)
 
 
 def _pct(value: float | None) -> str:
@@ -112,6 +154,7 @@ def mt_bench(
     ray_address: RayAddressOption = None,
     workers: WorkersOption = None,
     quiet: QuietOption = False,
+    as_json: JsonOption = False,
 ) -> None:
     """Generate MT-Bench answers (both turns) and judge them, FastChat-compatible.
 
@@ -120,7 +163,7 @@ def mt_bench(
     existing judgment files as FastChat's show_result.py does (per model, turn, category).
     """
     if judgments:
-        _mt_bench_judgments(judgments, out, bench, baseline_model, model_list, quiet)
+        _mt_bench_judgments(judgments, out, bench, baseline_model, model_list, quiet, as_json)
         return
     if bench is None:
         _fail("give --bench FOLDER (to generate and judge) or --judgments FILE...")
@@ -150,22 +193,25 @@ def mt_bench(
         p = doc["pairwise"]
         rows = [(k, str(p[k])) for k in ("win", "loss", "tie", "win_rate_adjusted")]
     _summary(f"MT-Bench {doc['model']} -> {out}", rows, quiet)
+    print_outputs(out, doc, as_json)
 
 
-def _fail(message: str) -> None:
+def _fail(message: str, code: int = 2) -> None:
     from rich.console import Console
+    from rich.markup import escape
 
-    Console(stderr=True).print(f"[red]error:[/red] {message}", soft_wrap=True)
-    raise typer.Exit(2)
+    Console(stderr=True).print(f"[red]error:[/red] {escape(message)}", soft_wrap=True)
+    raise typer.Exit(code)
 
 
-def _mt_bench_judgments(files, out, bench, baseline, model_list, quiet) -> None:
+def _mt_bench_judgments(files, out, bench, baseline, model_list, quiet, as_json) -> None:
     from eval.fastchat_results import score_judgments
 
     doc = _run(lambda reporter: score_judgments(files, out, bench, baseline, model_list), quiet)
     key = "score" if doc["mode"] == "single" else "win_rate_adjusted"
     rows = [(m, f"{v[key]:.4f}" if v[key] is not None else "n/a") for m, v in doc["models"].items()]
     _summary(f"MT-Bench {doc['mode']} ({key}) -> {out}", rows, quiet)
+    print_outputs(out, doc, as_json)
 
 
 def _judge_options(judge: str, batch_size: int, max_length: int, device: str, dtype: str):
@@ -229,6 +275,7 @@ def rm_bench(
     ray_address: RayAddressOption = None,
     workers: WorkersOption = None,
     quiet: QuietOption = False,
+    as_json: JsonOption = False,
 ) -> None:
     """RM-Bench: 3x3 style matrix per domain; Easy / Normal / Hard and the domain mean.
 
@@ -245,6 +292,7 @@ def rm_bench(
     rows = [(k, _pct(doc[k])) for k in ("score", "easy", "normal", "hard")]
     rows += [(name, _pct(d["score"])) for name, d in doc["domains"].items()]
     _summary(f"RM-Bench {doc['model']} -> {out}", rows, quiet)
+    print_outputs(out, doc, as_json)
 
 
 @app.command("judgebench")
@@ -264,6 +312,7 @@ def judgebench(
     ray_address: RayAddressOption = None,
     workers: WorkersOption = None,
     quiet: QuietOption = False,
+    as_json: JsonOption = False,
 ) -> None:
     """JudgeBench: both orders, +1/-1 per order, a pair is right when the sum is positive.
 
@@ -280,6 +329,7 @@ def judgebench(
     rows = [("accuracy", _pct(doc["accuracy"])), ("pairs", str(doc["pairs"]))]
     rows += [(name, _pct(c["accuracy"])) for name, c in doc["categories"].items()]
     _summary(f"JudgeBench {doc['model']} -> {out}", rows, quiet)
+    print_outputs(out, doc, as_json)
 
 
 @app.command("rewardbench")
@@ -306,6 +356,7 @@ def rewardbench(
     ray_address: RayAddressOption = None,
     workers: WorkersOption = None,
     quiet: QuietOption = False,
+    as_json: JsonOption = False,
 ) -> None:
     """Score RewardBench (v1 or v2) with a reward model, reward endpoint or LLM judge.
 
@@ -327,6 +378,7 @@ def rewardbench(
     rows = [("score", _pct(doc["score"]))]
     rows += [(k, _pct(v)) for k, v in (doc.get("sections") or doc["subsets"]).items()]
     _summary(f"RewardBench{' 2' if version == 2 else ''} {doc['model']} -> {out}", rows, quiet)
+    print_outputs(out, doc, as_json)
 
 
 @app.command("aegis")
@@ -353,6 +405,7 @@ def aegis(
     ray_address: RayAddressOption = None,
     workers: WorkersOption = None,
     quiet: QuietOption = False,
+    as_json: JsonOption = False,
 ) -> None:
     """Generate responses to AEGIS prompts and classify them with a safety judge.
 
@@ -381,43 +434,176 @@ def aegis(
     rows = [("unsafe rate", _pct(overall["rate"])), ("95% CI", str(overall["ci95"]))]
     rows += [("prompts", str(doc["total"])), ("malformed verdicts", str(doc["malformed"]))]
     _summary(f"AEGIS {doc['model']} -> {out}", rows, quiet)
+    print_outputs(out, doc, as_json)
 
 
 @app.command("lm-eval")
 def lm_eval_command(
-    out: OutOption,
-    task: Annotated[list[str], typer.Option(help="lm-eval task name (repeatable).")],
+    tasks: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--tasks",
+            "--task",
+            "-t",
+            help="lm-eval task names or YAML files, comma-separated and/or repeated.",
+        ),
+    ] = None,
+    out: Annotated[
+        Path | None,
+        typer.Option(help="Run folder for results.json/report.md (default: --output-path)."),
+    ] = None,
+    output_path: Annotated[
+        Path | None,
+        typer.Option(
+            "--output-path",
+            "--output_path",
+            "-o",
+            help="lm-eval's output: a folder (results in FOLDER/MODEL/results_DATE.json) or "
+            "a .json file (FILE_DATE.json); default: OUT.",
+        ),
+    ] = None,
     model: Annotated[
-        str, typer.Option(help="lm-eval model: hf, vllm, local-completions, local-chat-completions")
+        str,
+        typer.Option(
+            "--model",
+            "-M",
+            help="lm-eval model type: hf, vllm, local-completions, local-chat-completions, ...",
+        ),
     ] = "local-chat-completions",
+    model_args: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--model-args",
+            "--model_args",
+            "-a",
+            help="lm-eval model_args: key=val,key2=val2 or a JSON object (repeatable).",
+        ),
+    ] = None,
     serve: Annotated[
         str | None,
-        typer.Option(help="Our model spec to point local-* models at (local, openai:MODEL@URL)."),
-    ] = "local",
-    model_args: Annotated[str, typer.Option(help="Extra lm-eval model_args (k=v,...).")] = "",
-    include_path: Annotated[
-        Path | None, typer.Option(help="Folder of extra task YAML files.")
+        typer.Option(
+            help="Our model spec to point local-* models at (local, openai:MODEL@URL); default "
+            "local unless --model-args has base_url."
+        ),
     ] = None,
-    limit: LimitOption = None,
-    num_fewshot: Annotated[int | None, typer.Option(help="Few-shot examples.")] = None,
+    batch_size: Annotated[
+        str, typer.Option("--batch-size", "--batch_size", "-b", help="Integer, auto or auto:N.")
+    ] = "1",
+    max_batch_size: Annotated[
+        int | None,
+        typer.Option("--max-batch-size", "--max_batch_size", help="Upper bound for auto."),
+    ] = None,
+    device: Annotated[
+        str | None,
+        typer.Option(
+            help="Device for torch models (cuda, cuda:0, cpu, mps); default: CUDA "
+            "when present, else cpu."
+        ),
+    ] = None,
+    gen_kwargs: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--gen-kwargs",
+            "--gen_kwargs",
+            help="Generation arguments for every task: temperature=0,max_gen_toks=64 or JSON "
+            "(repeatable).",
+        ),
+    ] = None,
+    num_fewshot: Annotated[
+        int | None, typer.Option("--num-fewshot", "--num_fewshot", "-f", help="Few-shot examples.")
+    ] = None,
+    limit: Annotated[
+        float | None,
+        typer.Option("--limit", "-L", help="Examples per task: a count, or a fraction < 1."),
+    ] = None,
+    apply_chat_template: Annotated[
+        bool | None,
+        typer.Option(
+            "--apply-chat-template/--no-apply-chat-template",
+            "--apply_chat_template/--no_apply_chat_template",
+            help="Apply the chat template (default: on for chat-completions models).",
+        ),
+    ] = None,
+    chat_template: Annotated[
+        str | None,
+        typer.Option(
+            help="Apply this named tokenizer chat template (lm-eval's --apply_chat_template NAME)."
+        ),
+    ] = None,
+    log_samples: Annotated[
+        bool,
+        typer.Option(
+            "--log-samples",
+            "--log_samples",
+            "-s",
+            help="Also save lm-eval's samples_TASK_DATE.jsonl per task.",
+        ),
+    ] = False,
+    include_path: Annotated[
+        Path | None,
+        typer.Option("--include-path", "--include_path", help="Folder of extra task YAMLs."),
+    ] = None,
     quiet: QuietOption = False,
+    as_json: JsonOption = False,
 ) -> None:
-    """Run lm-evaluation-harness tasks against our backends; results land in OUT."""
-    from eval.harness import run_lm_eval
+    """Run lm-evaluation-harness tasks with lm-eval's own flags, against our backends too.
+
+    Writes lm-eval's result layout (results_DATE.json, with --log-samples
+    samples_TASK_DATE.jsonl) under --output-path, and results.json, samples.jsonl,
+    report.md and manifest.json into OUT. stdout gets the output paths, one per line (or,
+    with --json, one JSON summary); the summary table goes to stderr.
+    """
     from helpsteer.extras import require
 
     require("lm_eval", "eval")  # one install line, exit status 2, like every missing extra
-
-    if not model.startswith("local-"):
-        serve = None
-    doc = _run(
-        lambda reporter: run_lm_eval(
-            out, task, model, model_args, serve, include_path, limit, num_fewshot
-        ),
-        quiet,
+    from eval.harness import (
+        HarnessRunError,
+        parse_batch_size,
+        parse_kv_args,
+        parse_limit,
+        run_lm_eval,
+        split_tasks,
     )
+
+    def work(reporter: Any) -> dict[str, Any]:
+        chosen = split_tasks(tasks)
+        args = parse_kv_args(model_args, "--model-args")
+        kwargs = parse_kv_args(gen_kwargs, "--gen-kwargs")
+        served = serve
+        if model.startswith("local-") and served is None and "base_url" not in args:
+            served = "local"
+        target = out or _folder_of(output_path)
+        if target is None:
+            raise_usage("give --out FOLDER or --output-path PATH")
+        chat = chat_template if chat_template else apply_chat_template
+        return run_lm_eval(
+            target, chosen, model, args, served, include_path, parse_limit(limit), num_fewshot,
+            parse_batch_size(batch_size), chat, device, kwargs, log_samples, output_path,
+            max_batch_size,
+        )  # fmt: skip
+
+    try:
+        doc = _run(work, quiet)
+    except HarnessRunError as exc:
+        _fail(str(exc), code=1)
     rows = [(f"{t} {k}", f"{v:.4f}") for t, m in doc["metrics"].items() for k, v in m.items()]
-    _summary(f"lm-eval {doc['model']} -> {out}", rows, quiet)
+    target = out or _folder_of(output_path)
+    _summary(f"lm-eval {doc['model']} -> {target}", rows, quiet)
+    files = [doc["lm_eval_files"]["results"], *doc["lm_eval_files"]["samples"].values()]
+    print_outputs(target, doc, as_json, extra=files)
+
+
+def _folder_of(path: Path | None) -> Path | None:
+    """lm-eval's --output-path as a folder: itself, or the folder of a .json file."""
+    if path is None:
+        return None
+    return path.parent if path.suffix == ".json" else path
+
+
+def raise_usage(message: str) -> None:
+    from eval.common import EvalError
+
+    raise EvalError(message)
 
 
 @app.command("alpaca-eval")
@@ -436,7 +622,10 @@ def alpaca_eval_command(
     ] = None,
     glm_data: Annotated[
         Path | None,
-        typer.Option(help="With --annotations: df_gamed.csv for the length-controlled rate."),
+        typer.Option(
+            help="df_gamed.csv of tatsu-lab/alpaca_eval, for the length-controlled win rate "
+            "(default: the Hugging Face cache's copy, if any)."
+        ),
     ] = None,
     model_outputs: Annotated[
         list[Path] | None,
@@ -444,36 +633,66 @@ def alpaca_eval_command(
     ] = None,
     model: Annotated[str, typer.Option(help="Model spec that answers.")] = "local",
     annotator: Annotated[
-        str | None, typer.Option(help="Annotator model spec (default: the model itself).")
+        str | None,
+        typer.Option(help="Annotator model spec, an endpoint with logprobs (default: the model)."),
     ] = None,
+    annotator_config: Annotated[
+        str,
+        typer.Option(
+            help="weighted: alpaca_eval's weighted_alpaca_eval_gpt4_turbo (the leaderboard's: "
+            "verdict-token log-probabilities, preference in [1, 2]); discrete: an Output "
+            "(a)/(b) verdict."
+        ),
+    ] = "weighted",
     limit: LimitOption = None,
     max_tokens: Annotated[int, typer.Option(help="Max tokens per output.")] = 256,
     quiet: QuietOption = False,
+    as_json: JsonOption = False,
 ) -> None:
     """Run alpaca_eval on our backends, or score existing annotations (--annotations).
 
-    With --annotations: leaderboard.csv in AlpacaEval's columns, results.json, report.md.
+    Generating: model_outputs.json and reference_outputs.json in alpaca_eval's format,
+    alpaca_eval/annotations.json, leaderboard.csv, results.json, report.md. With
+    --annotations: leaderboard.csv in AlpacaEval's columns, results.json, report.md. stdout
+    gets the output paths, one per line (or, with --json, one JSON summary).
     """
     if annotations:
-        _alpaca_annotations(annotations, out, glm_data, model_outputs, quiet)
+        _alpaca_annotations(annotations, out, glm_data, model_outputs, quiet, as_json)
         return
     if reference is None:
         _fail("give --reference FILE (to generate and annotate) or --annotations PATH...")
-    from eval.harness import run_alpaca_eval
+    from eval.harness import HarnessRunError, run_alpaca_eval
 
-    doc = _run(
-        lambda reporter: run_alpaca_eval(
-            reference, out, model, annotator, limit, max_tokens, reporter
-        ),
-        quiet,
-    )
-    metrics = doc["metrics"]["alpaca_eval"]
-    rows = [(doc["metric"], f"{metrics.get(doc['metric'], float('nan')):.2f}")]
-    rows += [("n_total", str(metrics.get("n_total")))]
-    _summary(f"AlpacaEval {doc['model']} -> {out}", rows, quiet)
+    try:
+        doc = _run(
+            lambda reporter: run_alpaca_eval(
+                reference,
+                out,
+                model,
+                annotator,
+                limit,
+                max_tokens,
+                reporter,
+                annotator_config,
+                glm_data,
+            ),  # fmt: skip
+            quiet,
+        )
+    except HarnessRunError as exc:
+        _fail(str(exc), code=1)
+    row = doc["models"][doc["model"]]
+
+    def shown(value: float | None) -> str:
+        return "n/a" if value is None else f"{value:.2f}"
+
+    rows = [("win_rate", shown(row["win_rate"])), ("LC win rate", shown(row.get(
+        "length_controlled_winrate"))), ("discrete", shown(row["discrete_win_rate"])),
+        ("n_total", str(row["n_total"])), ("unannotated", str(doc["unannotated"]))]  # fmt: skip
+    _summary(f"AlpacaEval {doc['model']} ({doc['annotator_config']}) -> {out}", rows, quiet)
+    print_outputs(out, doc, as_json)
 
 
-def _alpaca_annotations(paths, out, glm_data, outputs, quiet) -> None:
+def _alpaca_annotations(paths, out, glm_data, outputs, quiet, as_json) -> None:
     from eval.alpaca_results import score_annotations
 
     doc = _run(lambda reporter: score_annotations(paths, out, glm_data, outputs), quiet)
@@ -486,6 +705,7 @@ def _alpaca_annotations(paths, out, glm_data, outputs, quiet) -> None:
         lc = shown(v["length_controlled_winrate"])
         rows.append((name, f"{shown(v['win_rate'])} (LC {lc}, n={v['n_total']})"))
     _summary(f"AlpacaEval win rate -> {out}", rows, quiet)
+    print_outputs(out, doc, as_json)
 
 
 @app.command("report")
@@ -495,6 +715,7 @@ def report(
         Path | None, typer.Option("--out", "-o", help="Report folder (default: RESULTS/report).")
     ] = None,
     quiet: QuietOption = False,
+    as_json: JsonOption = False,
 ) -> None:
     """Collect every run under RESULTS into leaderboard.md and a static index.html."""
     from eval.report import build_report
@@ -506,3 +727,4 @@ def report(
         [(r["benchmark"], f"{r['model']} ({r['run']})") for r in summary["runs"]],
         quiet,
     )
+    print_outputs(target, {"benchmark": "report", "runs": len(summary["runs"])}, as_json)

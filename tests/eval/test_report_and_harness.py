@@ -113,8 +113,9 @@ def test_lm_eval_local_task_against_fake_server(tmp_path, fake_server, monkeypat
 @needs_lm_eval
 def test_lm_eval_unknown_model_kind(tmp_path):
     result = runner.invoke(app, ["eval", "lm-eval", "--out", str(tmp_path), "--task", "x",
-                                 "--model", "gguf", "--quiet"])  # fmt: skip
+                                 "--model", "no-such-model", "--quiet"])  # fmt: skip
     assert result.exit_code == 2 and "expected one of" in result.output
+    assert "local-chat-completions" in result.output and "hf" in result.output
 
 
 @needs_alpaca_eval
@@ -135,6 +136,8 @@ def test_alpaca_eval_five_instructions(tmp_path, fake_server):
             f"openai:fake@{fake_server.url}",
             "--limit",
             "5",
+            "--annotator-config",
+            "discrete",
             "--quiet",
         ],  # fmt: skip
     )
@@ -148,7 +151,7 @@ def test_alpaca_eval_five_instructions(tmp_path, fake_server):
     assert doc["metric"] in ("win_rate", "length_controlled_winrate")
     annotations = [r for r in fake_server.requests if "Output (a)" in r.prompt]
     assert len(annotations) == 5
-    assert len((out / "model_outputs.jsonl").read_text().splitlines()) == 5
+    assert len(json.loads((out / "model_outputs.json").read_text())) == 5
 
 
 @pytest.mark.slow
