@@ -87,9 +87,20 @@ def write_config(work: Path, urls: list[str], prompts: int, in_flight: int, engi
     return path, out
 
 
-def run_once(work: Path, urls, prompts, in_flight, engine, workers) -> dict:
+def cpu_seconds(procs: list[subprocess.Popen]) -> float:
+    """User + system CPU seconds the server processes have used so far (Linux /proc)."""
+    tick = os.sysconf("SC_CLK_TCK")
+    total = 0.0
+    for proc in procs:
+        fields = Path(f"/proc/{proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        total += (int(fields[11]) + int(fields[12])) / tick
+    return total
+
+
+def run_once(work: Path, urls, prompts, in_flight, engine, workers, procs=()) -> dict:
     config, out = write_config(work, urls, prompts, in_flight, engine, workers)
     subprocess.run(["rm", "-rf", str(out)], check=True)
+    server_cpu = cpu_seconds(list(procs))
     started = time.perf_counter()
     done = subprocess.run(
         [sys.executable, "-m", "helpsteer.cli", "build-dataset", str(config), "-q"],
@@ -98,6 +109,7 @@ def run_once(work: Path, urls, prompts, in_flight, engine, workers) -> dict:
         text=True,
     )
     wall = time.perf_counter() - started
+    server_cpu = cpu_seconds(list(procs)) - server_cpu
     if done.returncode != 0:
         raise SystemExit(f"{engine} run failed:\n{done.stdout}\n{done.stderr[-3000:]}")
     manifest = json.loads((out / "manifest.json").read_text())
@@ -112,6 +124,10 @@ def run_once(work: Path, urls, prompts, in_flight, engine, workers) -> dict:
         result["start_s"] = ray_info["start_s"] + ray_stage["workers_start_s"]
         result["first_result_s"] = ray_stage["first_result_s"]
     result["req_per_s"] = llm["requests"] / result["stage_s"]
+    # The servers' CPU per request, and the cores they held at this run's rate: on a
+    # machine where they share the clients' cores, what is left bounds the clients.
+    result["server_ms"] = 1000 * server_cpu / max(llm["requests"], 1)
+    result["server_cores"] = result["server_ms"] / 1000 * result["req_per_s"]
     return result
 
 
@@ -134,10 +150,10 @@ def main() -> None:
             work = Path(tmp)
             for _ in range(args.runs):
                 runs["local"].append(
-                    run_once(work, urls, args.prompts, args.in_flight, "local", None)
+                    run_once(work, urls, args.prompts, args.in_flight, "local", None, procs)
                 )
                 for n in (1, 2):
-                    result = run_once(work, urls, args.prompts, args.in_flight, "ray", n)
+                    result = run_once(work, urls, args.prompts, args.in_flight, "ray", n, procs)
                     runs[f"ray-{n}"].append(result)
     finally:
         for proc in procs:
@@ -156,6 +172,8 @@ def report(args, runs: dict[str, list[dict]]) -> None:
         rates = [r["req_per_s"] for r in results]
         line = f"  {name:6s} stage {spread([r['stage_s'] for r in results])} s, "
         line += f"{spread(rates)} req/s, errors {sum(r['errors'] for r in results)}"
+        line += f", servers {spread([r['server_ms'] for r in results])} ms CPU/request"
+        line += f" = {spread([r['server_cores'] for r in results])} cores"
         if name != "local":
             line += f", start-up {spread([r['start_s'] for r in results])} s"
             line += f", first result {spread([r['first_result_s'] for r in results])} s"
@@ -165,6 +183,7 @@ def report(args, runs: dict[str, list[dict]]) -> None:
     two = [r2["req_per_s"] / r1["req_per_s"] for _, r1, r2 in pairs]
     print(f"  ray-1 / local: {spread(one)}   (target >= 0.90)")
     print(f"  ray-2 / ray-1: {spread(two)}   (target >= 1.7 when the client CPU bounds)")
+    print(f"  cores on this machine: {os.cpu_count()}")
     print("  load average (1, 5, 15 min): " + " ".join(f"{v:.2f}" for v in os.getloadavg()))
 
 
