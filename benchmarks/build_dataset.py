@@ -15,14 +15,17 @@ preference annotations (`--scale 0.1` for a quick run).
   Lines only (no Parquet, no `datasets` folders, no card), so it does less than ours.
   Its ratings and preference labels (and agreement figures and export row counts) are
   compared with ours and the result is printed.
+- Each timed run starts after `os.sync()`, so that no run pays for the writeback of
+  the one before it.
 - peer (b), "I/O floor": `pl.read_ndjson` of the two inputs, then writing our own export
   tables (loaded from our run's Parquet files before the clock starts) as Parquet and
   JSON Lines per split plus `datasets` folders. No validation, aggregation, agreement,
   split, card or stage cache: the least any implementation must spend on I/O.
 
-Targets: (a)/ours >= 20, ours/(b) <= 3, peak RSS of ours < 4x the in-memory size
-(polars `estimated_size()`) of the two raw tables. (a)/(b) is printed too: ours cannot
-beat (a) by more than that while it writes what it writes.
+Targets (issue #16): ours/(b) <= 2, peak RSS of ours <= 3x the in-memory size (polars
+`estimated_size()`) of the two raw tables. (a)/ours is printed with (a)/(b), the most
+it can be while ours writes what it writes (the earlier 20x target over (a) was out of
+reach by construction: the I/O floor itself is about 12x (a)).
 
 Inputs are generated once with `helpsteer.testing` and cached in benchmarks/_work/.
 """
@@ -691,10 +694,11 @@ def report(figures: dict, checks: dict[str, list[str]]) -> None:
     print(f"{'peer (a): per-line pure Python':36}{a:>10.2f}{figures['peer_a_rss_mib']:>14.0f}")
     print(f"{'peer (b): polars I/O floor':36}{b:>10.2f}{'(in process)':>14}")
     print()
-    print(f"ratio (a)/ours            {a / ours:8.1f}x   target >= 20x  {verdict(a / ours >= 20)}")
-    print(f"ratio ours/(b)            {ours / b:8.2f}x   target <= 3x   {verdict(ours / b <= 3)}")
+    print(f"ratio (a)/ours            {a / ours:8.1f}x")
+    print(f"ratio ours/(b)            {ours / b:8.2f}x   target <= 2x   {verdict(ours / b <= 2)}")
+    rss_ok = verdict(peak / size <= 3)
     print(
-        f"peak RSS / input tables   {peak / size:8.2f}x   target < 4x    {verdict(peak / size < 4)}"
+        f"peak RSS / input tables   {peak / size:8.2f}x   target <= 3x   {rss_ok}"
         f"   ({peak:.0f} MiB vs estimated_size {size:.0f} MiB)"
     )
     print(
@@ -711,11 +715,21 @@ def report(figures: dict, checks: dict[str, list[str]]) -> None:
     print("load average (1 min) before / after:", figures["load"])
 
 
+def settle() -> None:
+    """Flush what earlier steps wrote or deleted before a clock starts: otherwise the
+    writeback of the previous run's 900 MB (and the discards of a deleted output
+    folder) land in the next run's time. Measured here: the run after an rmtree of
+    the last outputs took 66-74 s instead of about 20 s, with a fifth of the time
+    stalled on I/O (/proc/pressure/io)."""
+    os.sync()
+
+
 def best_of(repeat: int, run, clean: Path):
     """The fastest of `repeat` runs (other work on a shared machine only slows runs down)."""
     results = []
     for _ in range(repeat):
         shutil.rmtree(clean, ignore_errors=True)
+        settle()
         results.append(run())
     return min(results, key=lambda r: r[0])
 
@@ -748,6 +762,7 @@ def main() -> None:
         args.repeat, lambda: peer_b(ratings, preferences, tables, outs["peer_b"]), outs["peer_b"]
     )
     print("running peer (a) ...", flush=True)
+    settle()
     peer_a_s, peer_a_rss = run_peer_a(ratings, preferences, outs["peer_a"])
     summary = json.loads((outs["peer_a"] / "summary.json").read_text())
     checks = {

@@ -2,7 +2,7 @@
 weights, mean over annotator pairs) and Pearson's r over pairs of annotations.
 
 All three work on long data (unit, annotator, value) with whole-array operations:
-alpha and Pearson from per-unit value counts, kappa from one self-join per unit.
+alpha and Pearson from per-unit value counts, kappa from each unit's annotator pairs.
 """
 
 from __future__ import annotations
@@ -75,29 +75,72 @@ def pooled_pearson(counts: np.ndarray, categories: Sequence[int]) -> float:
 _SUMS = ("n", "d2", "x", "y", "x2", "y2")
 
 
+_MOST_SHIFTS = 16
+"""Above this many annotations of one unit, pairs come from a self-join instead."""
+
+
 def _pair_sums(
     frame: pl.DataFrame, unit: str, annotator: str, columns: Sequence[str], by: list[str]
 ) -> pl.DataFrame:
-    """Per annotator pair (and `by` columns): sums that quadratic kappa needs."""
-    left = frame.select(unit, pl.col(annotator).alias("_a"), *by, *columns)
-    right = left.select(
-        unit, pl.col("_a").alias("_b"), *[pl.col(c).alias(f"{c}__r") for c in columns]
+    """Per annotator pair (and `by` columns, constant within a unit): sums that
+    quadratic kappa needs; annotators `_a` < `_b` as dense codes of `annotator`.
+
+    With the rows sorted by (unit, annotator), a unit's pairs are its row i with its row
+    i + d for d = 1, 2, ...: one pass per offset and no table of every pair. On 1 M
+    ratings (5 per item) a self-join with a filter inside each group's sums took 1.70 s
+    and 208 MiB above its input; the offsets with the terms computed before grouping
+    take 0.52 s and 95 MiB. A unit with more than `_MOST_SHIFTS` annotations (a pass per
+    offset over every row) goes to the self-join.
+    """
+    narrow = frame.select(pl.col(unit).alias("_u"), *by, *columns).with_columns(
+        _codes(frame[annotator]).alias("_a")
     )
-    joined = left.lazy().join(right.lazy(), on=unit).filter(pl.col("_a") < pl.col("_b"))
-    aggs = []
-    for c in columns:
-        x, y = pl.col(c).cast(pl.Float64), pl.col(f"{c}__r").cast(pl.Float64)
-        both = x.is_not_null() & y.is_not_null()
-        x, y = x.filter(both), y.filter(both)
-        aggs += [
-            x.len().alias(f"{c}:n"),
-            ((x - y) ** 2).sum().alias(f"{c}:d2"),
-            x.sum().alias(f"{c}:x"),
-            y.sum().alias(f"{c}:y"),
-            (x * x).sum().alias(f"{c}:x2"),
-            (y * y).sum().alias(f"{c}:y2"),
+    most = narrow.group_by("_u").len()["len"].max() or 0
+    if most > _MOST_SHIFTS:
+        right = narrow.select(
+            "_u", pl.col("_a").alias("_b"), *[pl.col(c).alias(f"{c}__r") for c in columns]
+        )
+        parts = [narrow.lazy().join(right.lazy(), on="_u").filter(pl.col("_a") < pl.col("_b"))]
+    else:
+        ordered = narrow.sort("_u", "_a").lazy()
+        parts = [
+            ordered.with_columns(
+                pl.col("_u").shift(-d).alias("_u_next"),
+                pl.col("_a").shift(-d).alias("_b"),
+                *[pl.col(c).shift(-d).alias(f"{c}__r") for c in columns],
+            ).filter((pl.col("_u") == pl.col("_u_next")) & (pl.col("_a") < pl.col("_b")))
+            for d in range(1, most)
         ]
-    return joined.group_by("_a", "_b", *by).agg(aggs).collect()
+    # Terms of the sums, null unless both annotations of the pair are given; a plain
+    # sum per group then (a filter inside each group's sum took 2 s of 2.2).
+    terms, aggs = [], []
+    for c in columns:
+        both = pl.col(c).is_not_null() & pl.col(f"{c}__r").is_not_null()
+        x = pl.when(both).then(pl.col(c).cast(pl.Float64))
+        y = pl.when(both).then(pl.col(f"{c}__r").cast(pl.Float64))
+        terms += [
+            x.alias(f"{c}:x"),
+            y.alias(f"{c}:y"),
+            ((x - y) ** 2).alias(f"{c}:d2"),
+            (x * x).alias(f"{c}:x2"),
+            (y * y).alias(f"{c}:y2"),
+        ]
+        aggs += [pl.col(f"{c}:x").count().alias(f"{c}:n")]
+        aggs += [pl.col(f"{c}:{k}").sum() for k in _SUMS[1:]]
+    if not parts:  # no unit has two annotations
+        parts = [narrow.lazy().head(0).with_columns(pl.col("_a").alias("_b"))]
+        parts[0] = parts[0].with_columns(pl.col(c).alias(f"{c}__r") for c in columns)
+    pairs = pl.concat(parts, how="vertical").select("_a", "_b", *by, *terms)
+    return pairs.group_by("_a", "_b", *by).agg(aggs).collect()
+
+
+def _codes(values: pl.Series) -> pl.Series:
+    """A code per distinct value (null stays null), in no particular order: a pair's
+    kappa is the same either way round. Ranking the text instead sorts every row (0.67 s
+    for 1 M annotator ids; this takes 0.03 s)."""
+    distinct = values.unique().to_frame().with_row_index("_code")
+    frame = values.to_frame().join(distinct, on=values.name, how="left", maintain_order="left")
+    return frame["_code"]
 
 
 def _kappa_from_sums(sums: pl.DataFrame, columns: Sequence[str], min_overlap: int):
@@ -162,7 +205,7 @@ def agreement_before_after(
         codes.alias("_code"),
         (frame[unit].is_in(kept.implode()) if kept is not None else pl.lit(True)).alias("_kept"),
     )
-    sums = _pair_sums(marked, unit, annotator, columns, ["_kept"])
+    sums = _pair_sums(marked, "_code", annotator, columns, ["_kept"])
     everything = sums.group_by("_a", "_b").agg(pl.exclude("_kept").sum())
     only_kept = sums.filter("_kept")
     kappa_all = _kappa_from_sums(everything, columns, min_overlap)

@@ -5,11 +5,21 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import secrets
 import shutil
-import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+
+TEMP_PREFIX = ".hs-tmp-"
+"""Temporaries are `.hs-tmp-XXXXXXXX.NAME` beside NAME (8 hex digits): the name keeps
+its suffix for writers that pick a format by it, and a killed run's leftovers are
+recognisable (helpsteer.writers.sweep_leftovers).
+
+A temporary is a sibling, not a file inside a temporary folder: removing that folder
+after the rename is a directory update that ext4 makes wait for the journal to commit
+the data just written; on the 900 MB of a 1.3 M-annotation `hs build-dataset` the 48
+`rmdir` calls took 2.5-3.7 s of the run (cProfile, benchmarks/build_dataset.py)."""
 
 
 @contextlib.contextmanager
@@ -20,7 +30,7 @@ def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
     """
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent)) / target.name
+    tmp = target.with_name(f"{TEMP_PREFIX}{secrets.token_hex(4)}.{target.name}")
     try:
         yield tmp
         if target.is_dir() and tmp.is_dir():
@@ -31,7 +41,16 @@ def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
         else:
             os.replace(tmp, target)
     finally:
-        shutil.rmtree(tmp.parent, ignore_errors=True)
+        _remove(tmp)
+
+
+def _remove(path: Path) -> None:
+    """Remove what a failed write left at `path` (nothing after a successful one)."""
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path, ignore_errors=True)
+    else:
+        with contextlib.suppress(FileNotFoundError):
+            path.unlink()
 
 
 def write_text(path: str | os.PathLike[str], text: str) -> None:

@@ -15,6 +15,7 @@ import click
 import typer
 from typer.core import TyperGroup
 
+import helpsteer.allocator  # noqa: F401  (before anything imports polars)
 from helpsteer import __version__
 from helpsteer.build import build_dataset_command
 from helpsteer.extras import missing_extra_message

@@ -11,6 +11,14 @@ over to `json` whenever polars may have changed it silently: a duplicate key (po
 keeps the first value, `json` the last), or a number, boolean, object or list turned
 into text because the column also holds strings. Files polars cannot type row by row
 (nested values, mixed numbers and booleans) go to the careful reader whole.
+
+polars infers the schema from the first `SCHEMA_SAMPLE_ROWS` rows and parses the rest
+with it: inferring from every row cost 2.0 of the 2.5 s `read_ndjson` took on 1 M
+rating lines (0.56 s with the schema of the first rows; benchmarks/build_dataset.py).
+A later row that does not fit that schema makes polars fail (a number where the first
+rows had text is made text as with full inference, and the recheck below sees it), and
+a key the first rows lack is found by the key count of the recheck: either way the file
+is read again with the schema of every row, so the result never depends on the sample.
 """
 
 from __future__ import annotations
@@ -247,22 +255,45 @@ _SUSPECT_TEXT = r"(?s)^(-?\d+(\.\d+)?([eE][+-]?\d+)?|true|false|[\[{].*[\]}])$"
 """What a number, boolean, object or list looks like once polars made it text."""
 
 
+SCHEMA_SAMPLE_ROWS = 10_000
+"""The rows polars infers a JSON Lines schema from before it parses the rest with it."""
+
+
+class _UnknownKey(Exception):
+    """A line has a key that the schema read from the first rows lacks."""
+
+
 def _read_ndjson_fast(source, lines_source) -> tuple[pl.DataFrame, pl.DataFrame] | None:
-    """polars' reader on a clean file; None hands the whole file to the careful reader
-    (a parse error, or values polars cannot keep apart row by row)."""
-    try:
-        frame = pl.read_ndjson(source, infer_schema_length=None)
-    except _POLARS_ERRORS:  # any parser complaint sends us to the careful path
-        return None
-    if frame.height == 0 or any(t.is_nested() for t in frame.dtypes):
-        return None
-    lines = pl.scan_csv(
-        lines_source, has_header=False, separator="\x1f", quote_char=None, schema=_LINES_SCHEMA
-    )
-    try:
-        return _recheck_suspects(frame, lines)
-    except _POLARS_ERRORS:  # the lines did not split like polars' rows: be careful
-        return None
+    """polars' reader on clean JSON Lines; None hands them whole to the careful reader
+    (a parse error, or values polars cannot keep apart row by row).
+
+    First with the schema of the first rows, then, when a later row does not fit it,
+    with the schema of every row (see the module docstring)."""
+    for infer in (SCHEMA_SAMPLE_ROWS, None):
+        if hasattr(source, "seek"):
+            source.seek(0)
+        try:
+            frame = pl.read_ndjson(source, infer_schema_length=infer)
+        except _POLARS_ERRORS:  # any parser complaint sends us to the careful path
+            if infer is None:
+                return None
+            continue
+        if frame.height == 0 or any(t.is_nested() for t in frame.dtypes):
+            return None
+        lines = pl.scan_csv(
+            lines_source,
+            has_header=False,
+            separator="\x1f",
+            quote_char=None,
+            schema=_LINES_SCHEMA,
+        )
+        try:
+            return _recheck_suspects(frame, lines)
+        except _UnknownKey:  # a key the first rows lack: read again with every row's
+            del frame
+        except _POLARS_ERRORS:  # the lines did not split like polars' rows: be careful
+            return None
+    return None
 
 
 def read_jsonl_bytes(data: bytes) -> tuple[pl.DataFrame, pl.DataFrame]:
@@ -278,12 +309,18 @@ def read_jsonl_bytes(data: bytes) -> tuple[pl.DataFrame, pl.DataFrame]:
 def _recheck_suspects(
     frame: pl.DataFrame, lines: pl.LazyFrame
 ) -> tuple[pl.DataFrame, pl.DataFrame]:
-    """Parse again with `json` the few lines polars may have read differently.
+    """Parse again with `json` the few lines polars may have read differently."""
+    return _apply_rechecks(frame, _suspects(frame, lines))
 
-    A line can hide a duplicate key only if it has more key endings than non-null
-    fields (one pass over the text); of those, only lines where one column's key shows
-    up twice, or a key has an escape, are parsed. A text field can hide a coerced value
-    only if it looks like one.
+
+def _suspects(frame: pl.DataFrame, lines: pl.LazyFrame) -> pl.DataFrame:
+    """(`_i` row index, `line` text) of the lines polars may have read differently.
+
+    A line can hide a duplicate key, or a key that is not a column, only if it has more
+    key endings than non-null fields (one pass over the text); of those, only lines
+    where one column's key shows up twice, fewer column keys show up than key endings,
+    or a key has an escape, are parsed. A text field can hide a coerced value only if it
+    looks like one. A parsed line with a key that is not a column raises _UnknownKey.
     """
     index = pl.int_range(pl.len(), dtype=pl.UInt32).alias("_i")
     keys = lines.select(pl.col("line").str.count_matches(_KEY_END)).collect(engine="streaming")
@@ -298,29 +335,39 @@ def _recheck_suspects(
         else pl.lit(False)
     ).to_series()
     candidates = pl.concat([maybe_duplicate, coerced.arg_true()]).unique()
-    none = pl.Series(TYPE_ERRORS, [None] * frame.height, dtype=pl.List(pl.String))
     if candidates.len() == 0:
-        return _numbered(frame).with_columns(none), _no_unreadable()
-    suspects = (
+        return pl.DataFrame(schema={"_i": pl.UInt32, "line": pl.String})
+    return (
         lines.with_columns(index)
         .filter(pl.col("_i").is_in(candidates.implode()))
-        .filter(pl.col("_i").is_in(coerced.arg_true().implode()) | _repeats_a_key(frame.columns))
+        .filter(pl.col("_i").is_in(coerced.arg_true().implode()) | _odd_keys(frame.columns))
+        .select("_i", "line")
         .collect()
     )
-    return _apply_rechecks(frame, suspects, none)
 
 
-def _repeats_a_key(columns: list[str]) -> pl.Expr:
+def _odd_keys(columns: list[str]) -> pl.Expr:
+    """A line where a column's key shows up twice, a key is not a column (fewer column
+    keys than key endings; text with an escaped quote before a colon looks the same),
+    or a key has an escape."""
     line = pl.col("line")
-    repeated = [line.str.count_matches(f'"{re.escape(c)}"[ \t]*:') > 1 for c in columns]
-    return pl.any_horizontal(*repeated, line.str.contains(_ESCAPED_KEY))
+    counts = [line.str.count_matches(f'"{re.escape(c)}"[ \t]*:') for c in columns]
+    repeated = [count > 1 for count in counts]
+    unknown = pl.sum_horizontal(counts) != line.str.count_matches(_KEY_END)
+    return pl.any_horizontal(*repeated, unknown, line.str.contains(_ESCAPED_KEY))
 
 
-def _apply_rechecks(frame: pl.DataFrame, suspects: pl.DataFrame, none: pl.Series):
+def _apply_rechecks(frame: pl.DataFrame, suspects: pl.DataFrame):
+    none = pl.Series(TYPE_ERRORS, [None] * frame.height, dtype=pl.List(pl.String))
+    if suspects.height == 0:
+        return _numbered(frame).with_columns(none), _no_unreadable()
     text_cols = {c for c, t in frame.schema.items() if t == pl.String}
+    columns = set(frame.columns)
     rows, errors, bad = [], [], []
     for i, text in suspects.iter_rows():
         record, reason = _parse_line(text.encode())
+        if not _keys_of(record, text) <= columns:
+            raise _UnknownKey(i)
         if reason:
             bad.append((i + 1, reason, text[:500]))
             continue
@@ -337,6 +384,17 @@ def _apply_rechecks(frame: pl.DataFrame, suspects: pl.DataFrame, none: pl.Series
     if bad:
         numbered = numbered.filter(~pl.col(LINE).is_in([b[0] for b in bad]))
     return numbered, _unreadable(bad)
+
+
+def _keys_of(record: dict | None, text: str) -> set[str]:
+    """The line's keys; for a line rejected (a duplicate key), those `json` reads."""
+    if record is not None:
+        return set(record)
+    try:
+        value = json.loads(text)
+    except (ValueError, RecursionError):
+        return set()
+    return set(value) if isinstance(value, dict) else set()
 
 
 def _is_non_string(value: object) -> bool:

@@ -271,10 +271,13 @@ class Pipeline:
         seed: int = 0,
         shard: Any = None,
         engine: Any = None,
+        use_cache: bool = True,
     ):
         self.stages = stages
         self.out_dir = out_dir
         self.cache_dir = cache_dir
+        self.use_cache = use_cache
+        """False (`--no-cache`): stage results are neither reused nor written."""
         self.seed = seed
         self.shard = shard
         """A `helpsteer.shard.Shard`: every table keyed by prompt keeps only its rows."""
@@ -314,7 +317,7 @@ class Pipeline:
             )
             started = time.perf_counter()
             cache = self.cache_dir / f"{planned.name}-{fingerprint[:20]}"
-            cached = spec.cacheable and (cache / "done.json").exists()
+            cached = self.use_cache and spec.cacheable and (cache / "done.json").exists()
             if cached:
                 produced = self._restore(cache, tables, ctx)
                 reporter.note(f"[dim]{planned.name}: reused cached result[/dim]")
@@ -352,7 +355,7 @@ class Pipeline:
         for name, frame in result.items():
             tables.set(name, frame)
         produced = {n: f.height for n, f in result.items() if f is not None}
-        if planned.spec.cacheable:
+        if planned.spec.cacheable and self.use_cache:
             self._store(cache, result, ctx)
         return produced
 

@@ -385,10 +385,17 @@ def _strength_rules(frame: pl.DataFrame, column: str) -> tuple[pl.Expr, list[pl.
 
 def _id_expr(frame: pl.DataFrame, column: str, parts: tuple[str, ...], prefix: str) -> pl.Expr:
     """The given id as a string, or one derived from the item's text when absent."""
+    given = _as_string(frame, column)
+    if (
+        column in frame.columns
+        and _dtype_kind(frame.schema[column]) in ID_KINDS
+        and frame[column].null_count() == 0
+    ):
+        return given.alias(column)  # every row has one: no text to hash
     derived = pl.concat_str(
         [pl.lit(prefix), pl.concat_str([pl.col(p) for p in parts], separator="\x00").hash()],
     )
-    return pl.coalesce(_as_string(frame, column), derived).alias(column)
+    return pl.coalesce(given, derived).alias(column)
 
 
 OPTIONAL_TEXT = ("split", "justification", "preference_statement", "preference_elaboration")
@@ -413,8 +420,10 @@ def normalize_text(frame: pl.DataFrame, kind: Kind, form: str) -> pl.DataFrame:
     for column in [c for c in SPECS[kind].text if frame.schema.get(c) == pl.String]:
         text = frame[column]
         # ASCII is the same in every form; normalising only the rest is the cheap part
-        # of the work on English text (0.05 s instead of 0.7 s for 200k rows).
-        rows = text.str.contains(r"[^\x00-\x7F]").fill_null(False).arg_true()
+        # of the work on English text (0.05 s instead of 0.7 s for 200k rows). A text
+        # with more bytes than characters is not ASCII: 0.02 s for 1 M texts where the
+        # regex `[^\x00-\x7F]` took 0.2 s.
+        rows = (text.str.len_bytes() != text.str.len_chars()).fill_null(False).arg_true()
         if rows.len():
             fixed = text.clone().scatter(rows, text.gather(rows).str.normalize(form))
             frame = frame.with_columns(fixed)
@@ -463,7 +472,9 @@ def validate(frame: pl.DataFrame, kind: Kind, unicode_normalization: str = "NFC"
     checked = frame.with_columns(reason.alias("_reason"))
     checked = checked.with_columns(pl.when(pl.col("_reason") != "").then(pl.col("_reason")))
     bad = checked.filter(pl.col("_reason").is_not_null())
-    good = checked.filter(pl.col("_reason").is_null()).with_columns(normalised)
+    # A filter copies every column even when it keeps every row (1 M rows: 0.3 s, 200 MiB)
+    good = checked.filter(pl.col("_reason").is_null()) if bad.height else checked
+    good = good.with_columns(normalised)
     good, conflicts = _consistency(good, kind)
     rejected = pl.concat([_as_rejected(bad, frame.columns), _as_rejected(conflicts, frame.columns)])
     keep = [c for c in dict.fromkeys((*spec.required, *spec.optional)) if c in good.columns]
@@ -494,7 +505,8 @@ def _consistency(good: pl.DataFrame, kind: Kind) -> tuple[pl.DataFrame, pl.DataF
         key, texts = "pair_id", ("prompt", "response_1", "response_2")
     else:
         return good, good.clear().with_columns(pl.lit("", dtype=pl.String).alias("_reason"))
-    text_hash = pl.concat_str([pl.col(t) for t in texts], separator="\x00").hash()
+    # A hash of the fields, not of their concatenation: no 1 M joined strings to build.
+    text_hash = pl.struct([pl.col(t) for t in texts]).hash()
     return check_consistency(good, key, text_hash)
 
 
@@ -503,13 +515,14 @@ def check_consistency(
 ) -> tuple[pl.DataFrame, pl.DataFrame]:
     """(kept rows, rejected rows with `_reason`): a second row of the same (key,
     annotator_id), or a row whose `text_hash` differs from its key's first row."""
-    checked = good.sort(LINE).with_columns(
+    in_order = good if good[LINE].is_sorted() else good.sort(LINE)
+    checked = in_order.with_columns(
         (text_hash != text_hash.first().over(key)).alias("_conflict"),
         (~pl.struct(key, "annotator_id").is_first_distinct()).alias("_duplicate"),
     )
     flagged = pl.col("_conflict") | pl.col("_duplicate")
-    kept = checked.filter(~flagged).drop("_conflict", "_duplicate")
     bad = checked.filter(flagged)
+    kept = (checked.filter(~flagged) if bad.height else checked).drop("_conflict", "_duplicate")
     if bad.height == 0:
         return kept, bad.with_columns(pl.lit(None, dtype=pl.String).alias("_reason"))
     # Messages are built only for the few flagged rows and the items they belong to.

@@ -10,7 +10,7 @@ from pathlib import Path
 import polars as pl
 
 from helpsteer import exports, features
-from helpsteer.atomic import atomic_path
+from helpsteer.atomic import TEMP_PREFIX, atomic_path
 from helpsteer.pipeline import StageContext, Tables
 from helpsteer.split import SPLITS
 
@@ -47,12 +47,18 @@ def write_exports(ctx: StageContext, tables: Tables, cfg) -> dict[str, dict[str,
         for fmt in formats:
             splits = export_tables(tables, fmt)
             counts[fmt] = {split: frame.height for split, frame in splits.items()}
+            # A Hub format's tables are cast to the Hub's Arrow schema once, for the
+            # Parquet files and the `datasets` folder alike.
+            hub = fmt in features.HUB_SCHEMAS
+            arrows = {split: _arrow(frame, fmt) for split, frame in splits.items() if hub}
             for split, frame in splits.items():
                 for file_type in cfg.file_types:
-                    _write(frame, ctx.out_dir / fmt / f"{split}.{file_type}", file_type, fmt)
+                    path = ctx.out_dir / fmt / f"{split}.{file_type}"
+                    _write(frame, path, file_type, fmt, arrows.get(split))
                     bar.advance()
             if cfg.datasets_folder and splits:
-                _write_datasets(splits, ctx.out_dir / "datasets" / fmt, fmt)
+                _write_datasets(splits, ctx.out_dir / "datasets" / fmt, fmt, arrows)
+            del arrows
             bar.advance(
                 (len(SPLITS) - len(splits)) * len(cfg.file_types)
                 + len(SPLITS) * cfg.datasets_folder
@@ -64,10 +70,10 @@ def write_exports(ctx: StageContext, tables: Tables, cfg) -> dict[str, dict[str,
     return counts
 
 
-def _write(frame: pl.DataFrame, path: Path, file_type: str, fmt: str = "") -> None:
+def _write(frame: pl.DataFrame, path: Path, file_type: str, fmt: str = "", arrow=None) -> None:
     with atomic_path(path) as tmp:
         if file_type == "parquet" and fmt in features.HUB_SCHEMAS:
-            _write_hub_parquet(frame, tmp, fmt)
+            _write_hub_parquet(frame, tmp, fmt, arrow)
         elif file_type == "parquet":
             frame.write_parquet(tmp)
         else:
@@ -76,12 +82,13 @@ def _write(frame: pl.DataFrame, path: Path, file_type: str, fmt: str = "") -> No
             frame.write_ndjson(tmp)
 
 
-def _write_hub_parquet(frame: pl.DataFrame, path: Path, fmt: str) -> None:
+def _write_hub_parquet(frame: pl.DataFrame, path: Path, fmt: str, arrow=None) -> None:
     """pyarrow, not polars, writes these: polars would record `large_string` and
-    `large_list` in the file's Arrow schema, and `datasets` loads what the schema says."""
+    `large_list` in the file's Arrow schema, and `datasets` loads what the schema says.
+    `arrow` is the frame already as `features.to_arrow` gives it."""
     import pyarrow.parquet as pq
 
-    pq.write_table(features.to_arrow(frame, fmt), path)
+    pq.write_table(arrow if arrow is not None else features.to_arrow(frame, fmt), path)
 
 
 def _arrow(frame: pl.DataFrame, fmt: str):
@@ -90,15 +97,21 @@ def _arrow(frame: pl.DataFrame, fmt: str):
     return frame.to_arrow()
 
 
-def _write_datasets(splits: dict[str, pl.DataFrame], path: Path, fmt: str = "") -> None:
+def _write_datasets(
+    splits: dict[str, pl.DataFrame], path: Path, fmt: str = "", arrows: dict | None = None
+) -> None:
     import datasets
 
     datasets.disable_progress_bars()
+    arrows = arrows or {}
     # Handing `datasets` a fingerprint (polars' row hashes, milliseconds) spares it from
     # hashing every table itself, which cost 1.5 s per million rows.
     folder = datasets.DatasetDict(
         {
-            name: datasets.Dataset(_arrow(frame, fmt), fingerprint=_fingerprint(frame))
+            name: datasets.Dataset(
+                arrows[name] if name in arrows else _arrow(frame, fmt),
+                fingerprint=_fingerprint(frame),
+            )
             for name, frame in splits.items()
         }
     )
@@ -111,29 +124,40 @@ def _fingerprint(frame: pl.DataFrame) -> str:
 
 
 _LEFTOVER = re.compile(r"\.(?P<name>.+)\.(?:(?P<random>[a-z0-9_]{8})|old-\d+)")
-"""What `atomic_path` names its temporaries: `.NAME.XXXXXXXX` (tempfile.mkdtemp) holding
-NAME while it is written, and `.NAME.old-PID` for a folder being replaced."""
+"""What `atomic_path` names its temporary folders: `.NAME.old-PID` for a folder being
+replaced, and (before `.hs-tmp-` names) `.NAME.XXXXXXXX` holding NAME while written."""
+_TEMPORARY = re.compile(re.escape(TEMP_PREFIX) + r"[0-9a-f]{8}\..+")
+"""`atomic_path`'s temporary file or folder: `.hs-tmp-XXXXXXXX.NAME`."""
 
 
 def sweep_leftovers(folder: Path) -> int:
     """Remove the temporaries of writes that a killed run never finished.
 
-    Only `atomic_path`'s own pattern goes (a `.NAME.XXXXXXXX` folder must hold nothing
-    but NAME), so hidden files of the user's stay. Run before writing into the output
+    Only `atomic_path`'s own patterns go (`.hs-tmp-XXXXXXXX.NAME`, `.NAME.old-PID`, and
+    a `.NAME.XXXXXXXX` folder of earlier versions only when it holds nothing but NAME),
+    so hidden files of the user's stay. Run before writing into the output
     folder: no write is in flight then, and a resumed run ends with none left over.
     """
     removed = 0
-    for root, dirs, _files in os.walk(folder):
+    for root, dirs, files in os.walk(folder):
         for name in [d for d in dirs if _is_leftover(Path(root) / d)]:
             shutil.rmtree(Path(root) / name, ignore_errors=True)
             dirs.remove(name)
             removed += 1
+        for name in files:
+            if _TEMPORARY.fullmatch(name):
+                (Path(root) / name).unlink(missing_ok=True)
+                removed += 1
     return removed
 
 
 def _is_leftover(path: Path) -> bool:
+    if path.is_symlink():
+        return False
+    if _TEMPORARY.fullmatch(path.name):
+        return True
     match = _LEFTOVER.fullmatch(path.name)
-    if match is None or path.is_symlink():
+    if match is None:
         return False
     if match["random"] is None:  # `.NAME.old-PID`: the old copy of a replaced folder
         return True

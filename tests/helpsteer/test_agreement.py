@@ -97,3 +97,39 @@ def test_before_after_from_one_join_equals_separate_tables():
     subset = frame.filter(pl.col("unit").is_in(kept.implode()))
     assert after == agreement_table(subset, "unit", "rater", ["value"], range(5), 3)
     assert after["value"]["units"] == len(kept)
+
+
+def _kappa_over_explicit_pairs(frame, min_overlap):
+    by_rater = {
+        r: {u: v for u, v in zip(g["unit"], g["value"], strict=True) if v is not None}
+        for (r,), g in frame.group_by("rater")
+    }
+    kappas = []
+    for a, b in itertools.combinations(sorted(by_rater), 2):
+        shared = sorted(set(by_rater[a]) & set(by_rater[b]))
+        if len(shared) >= min_overlap:
+            x, y = [by_rater[a][u] for u in shared], [by_rater[b][u] for u in shared]
+            if len(set(x) | set(y)) > 1:
+                kappas.append(_kappa(x, y))
+    return float(np.mean(kappas)), len(kappas)
+
+
+@pytest.mark.parametrize("most_shifts", [16, 0], ids=["offsets", "self-join"])
+def test_kappa_pairs_with_nulls_and_many_raters_per_unit(monkeypatch, most_shifts):
+    """Units with 2 to 9 raters and missing values: both ways of forming a unit's rater
+    pairs give the mean over explicit pairs."""
+    import helpsteer.agreement as agreement
+
+    monkeypatch.setattr(agreement, "_MOST_SHIFTS", most_shifts)
+    parts = [
+        _random_long(seed=s, units=40, raters=12, per_unit=k).with_columns(
+            pl.format("{}-{}", pl.col("unit"), pl.lit(k))
+        )
+        for s, k in ((3, 9), (4, 2))
+    ]
+    every_7th = pl.int_range(pl.len()) % 7 == 0
+    frame = pl.concat(parts).with_columns(pl.when(~every_7th).then(pl.col("value")).alias("value"))
+    expected, pairs = _kappa_over_explicit_pairs(frame, 3)
+    result, used = quadratic_kappa_pairwise_mean(frame, "unit", "rater", ["value"], 3)["value"]
+    assert used == pairs > 20
+    assert result == pytest.approx(expected, abs=1e-9)

@@ -373,3 +373,26 @@ def test_sigkill_at_a_random_moment_then_resumed_leaves_no_temporaries(tmp_path)
     assert seen, "no run was caught in the middle of a write"
     assert _build("--ratings", r, "--preferences", p, "--out", out).exit_code == 0
     assert _leftovers(out) == []
+
+
+def test_atomic_temporaries_keep_the_suffix_and_only_they_are_swept(tmp_path):
+    from helpsteer.atomic import atomic_path
+    from helpsteer.writers import sweep_leftovers
+
+    target = tmp_path / "ratings" / "train.parquet"
+    with atomic_path(target) as tmp:
+        assert tmp.parent == target.parent and tmp.name.endswith(".train.parquet")
+        tmp.write_bytes(b"data")
+    assert target.read_bytes() == b"data" and sorted(target.parent.iterdir()) == [target]
+    with pytest.raises(RuntimeError), atomic_path(target) as tmp:
+        tmp.write_bytes(b"half")
+        raise RuntimeError("killed mid-write")
+    assert target.read_bytes() == b"data" and sorted(target.parent.iterdir()) == [target]
+    # what a killed run leaves: a temporary file and a temporary folder
+    (target.parent / ".hs-tmp-0123abcd.validation.jsonl").write_text("{}")
+    (tmp_path / "datasets" / ".hs-tmp-89abcdef.bt" / "train").mkdir(parents=True)
+    mine = [tmp_path / ".hs-tmp-notes.txt", target.parent / ".my-settings"]
+    for path in mine:
+        path.write_text("the user's")
+    assert sweep_leftovers(tmp_path) == 2
+    assert _leftovers(tmp_path) == sorted(str(p.relative_to(tmp_path)) for p in mine)

@@ -237,6 +237,23 @@ def test_rerun_reuses_cache_and_gives_identical_output(tmp_path):
     assert manifest["counts"]["tables"]["ratings"] == 41
 
 
+def test_no_cache_neither_reuses_nor_writes_stage_results(tmp_path):
+    r, p = _inputs(tmp_path)
+    out = tmp_path / "out"
+    args = ("--ratings", r, "--preferences", p, "--out", out)
+    assert _build(*args, "--no-cache").exit_code == 0
+    cache = out / ".cache"
+    assert not cache.exists() or not any(cache.iterdir())
+    first = (out / "ratings" / "train.jsonl").read_bytes()
+    assert _build(*args).exit_code == 0  # a plain run after it writes its cache
+    assert any(cache.iterdir())
+    assert _build(*args, "--no-cache").exit_code == 0
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert not any(s["cached"] for s in manifest["stages"])
+    assert (out / "ratings" / "train.jsonl").read_bytes() == first
+    assert not cache.exists() or not any(cache.iterdir())
+
+
 KILL_SCRIPT = """
 import os, signal, sys
 import helpsteer.writers as writers
@@ -281,3 +298,31 @@ def test_killed_run_resumes_to_the_same_output(tmp_path):
 def test_cli_help_without_traceback(args):
     result = runner.invoke(app, ["build-dataset", *args])
     assert "Traceback" not in result.output
+
+
+ALLOCATOR_PROBE = """
+import os, sys
+class Probe:
+    def find_spec(self, name, path=None, target=None):
+        if name == "polars":
+            print("at polars import:", os.environ.get("_RJEM_MALLOC_CONF"))
+        return None
+sys.meta_path.insert(0, Probe())
+import helpsteer.cli
+"""
+
+
+@pytest.mark.parametrize("given", [None, "dirty_decay_ms:5000"])
+def test_hs_sets_the_allocator_before_polars_loads_unless_the_user_did(given):
+    import os
+
+    from helpsteer.allocator import JEMALLOC_SETTINGS
+
+    env = {k: v for k, v in os.environ.items() if k != "_RJEM_MALLOC_CONF"}
+    if given:
+        env["_RJEM_MALLOC_CONF"] = given
+    probe = subprocess.run(
+        [sys.executable, "-c", ALLOCATOR_PROBE], capture_output=True, text=True, env=env
+    )
+    assert probe.returncode == 0, probe.stderr
+    assert probe.stdout.splitlines()[0] == f"at polars import: {given or JEMALLOC_SETTINGS}"

@@ -191,3 +191,75 @@ def test_hub_layout_data_dir_like_helpsteer2_preference(tmp_path):
     (hub / "preference" / "preference.jsonl").write_text(json.dumps(pref[0]) + "\n")
     frame = read_table(str(hub), data_dir="preference").frame
     assert frame["preference_strength"].to_list() == [1]
+
+
+# --- the fast JSON Lines reader: schema from the first rows, checked against every row --
+
+
+def _careful_forbidden(monkeypatch):
+    import helpsteer.io as hio
+
+    def refuse(data):
+        raise AssertionError("the careful reader ran on a file the fast reader can read")
+
+    monkeypatch.setattr(hio, "_read_jsonl_careful", refuse)
+
+
+def _full_inference(path):
+    """What polars reads with the schema of every row (the reader's reference)."""
+    return pl.read_ndjson(path, infer_schema_length=None)
+
+
+def test_a_key_only_after_the_schema_sample_is_kept(tmp_path, monkeypatch):
+    import helpsteer.io as hio
+
+    monkeypatch.setattr(hio, "SCHEMA_SAMPLE_ROWS", 3)
+    _careful_forbidden(monkeypatch)
+    rows = [rating(f"i{i}", "u1", [1, 2, 3, 4, 0]) for i in range(6)]
+    rows[5]["created_at"] = "2024-05-01"  # a column the first 3 rows do not have
+    rows[4]["split"] = None  # a key the first rows lack, given as null
+    path = write_jsonl(tmp_path / "r.jsonl", rows)
+    frame = read_table(str(path)).frame
+    assert frame["created_at"].to_list() == [None] * 5 + ["2024-05-01"]
+    assert "split" in frame.columns
+    assert frame.drop("_line", "_type_errors").equals(_full_inference(path))
+
+
+def test_a_type_change_after_the_schema_sample_reads_as_with_every_row(tmp_path, monkeypatch):
+    import helpsteer.io as hio
+
+    monkeypatch.setattr(hio, "SCHEMA_SAMPLE_ROWS", 2)
+    rows = [rating(f"i{i}", "u1", [1, 2, 3, 4, 0]) for i in range(5)]
+    rows[3]["helpfulness"] = "not ratable"  # integers first, then text
+    rows[4]["correctness"] = 2.5  # integers first, then a float
+    path = write_jsonl(tmp_path / "r.jsonl", rows)
+    read = read_table(str(path))
+    assert read.frame.drop("_line", "_type_errors").equals(_full_inference(path))
+    _, checked = _validate(path)
+    reasons = dict(zip(checked.rejected["line"], checked.rejected["reason"], strict=True))
+    assert "correctness: 2.5 is not an integer" in reasons[5]
+    assert checked.good.filter(pl.col("_line") == 4)["helpfulness"].item() is None
+
+
+def test_a_number_in_a_text_column_is_found_without_the_careful_reader(tmp_path, monkeypatch):
+    _careful_forbidden(monkeypatch)
+    rows = [rating("a", "u1", [1, 1, 1, 1, 1]), rating("b", "u1", [1, 1, 1, 1, 1])]
+    rows[1]["response"] = 12345
+    rows[0]["prompt"] = 'text with a "quoted": colon'
+    _, checked = _validate(write_jsonl(tmp_path / "r.jsonl", rows))
+    assert checked.good["item_id"].to_list() == ["a"]
+    assert "response: expected a string, got a number" in checked.rejected["reason"].item()
+
+
+def test_a_duplicate_key_after_the_sample_is_rejected_and_new_keys_still_kept(
+    tmp_path, monkeypatch
+):
+    import helpsteer.io as hio
+
+    monkeypatch.setattr(hio, "SCHEMA_SAMPLE_ROWS", 2)
+    rows = [json.dumps(rating(f"i{i}", "u1", [1, 2, 3, 4, 0])) for i in range(3)]
+    rows.append(rows[0][:-1] + ', "prompt": "again", "note": "only here"}')
+    read = read_table(str(write_jsonl(tmp_path / "r.jsonl", rows)))
+    assert read.frame["_line"].to_list() == [1, 2, 3]
+    assert "note" in read.frame.columns  # as polars reads it with every row's keys
+    assert "duplicate key 'prompt'" in read.unreadable["reason"].item()
