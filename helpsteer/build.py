@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import contextlib
-import importlib
 import json
 import platform
-import threading
 import time
 import tomllib
 from importlib.metadata import PackageNotFoundError, version
@@ -293,37 +291,6 @@ RESULT_TABLES = (
 """The tables a pipeline exists to produce; a run with none of them non-empty failed."""
 
 
-WARM_IMPORTS = {
-    "export": ("datasets",),
-    "card": ("matplotlib.figure", "matplotlib.backends.backend_agg"),
-}
-"""Heavy modules of later stages, imported in a background thread as the run starts, so
-that their import overlaps reading and aggregation (polars, which runs without the
-GIL). On the 1.3 M-annotation benchmark `import datasets` took 1.3-2.9 s and matplotlib
-0.6-1.0 s of wall time in the export and card stages (cProfile)."""
-
-
-def _warm_imports(stages: list[PlannedStage]) -> None:
-    names = [
-        name
-        for planned in stages
-        if getattr(planned.config, "plots", True)
-        for name in WARM_IMPORTS.get(planned.spec.name, ())
-    ]
-    if names:
-        import pyarrow  # noqa: F401  (the one dependency both threads import: import it first)
-
-        thread = threading.Thread(target=_import_quietly, args=(names,), daemon=True)
-        thread.start()
-
-
-def _import_quietly(names: list[str]) -> None:
-    """Import for later; a failure is left for the stage that needs the module to report."""
-    for name in names:
-        with contextlib.suppress(Exception):
-            importlib.import_module(name)
-
-
 def run_build(
     config: BuildConfig,
     reporter: Reporter,
@@ -344,7 +311,6 @@ def run_build(
         out = shard_folder(out, shard.label)
         stages = stages[: cut + 1]
     out.mkdir(parents=True, exist_ok=True)
-    _warm_imports(stages)
     cache_dir = Path(config.cache_dir) if config.cache_dir else out / ".cache"
     if not use_cache:
         import shutil
