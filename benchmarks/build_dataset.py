@@ -290,7 +290,9 @@ def aggregate_preferences(pairs: dict[str, dict]) -> tuple[list[dict], list[dict
         three, everything, best = [], [], None
         for line, strength, statement, elaboration in annotations:
             entry = {"statement": statement, "elaboration": elaboration, "strength": strength}
-            everything.append(entry)
+            # The Hub's shape of an unprocessed annotation: its strength and one text.
+            text = " ".join(p for p in (statement, elaboration) if p is not None).strip()
+            everything.append({"strength": strength, "justification": text})
             is_chosen = quota.get(strength, 0) > 0
             if is_chosen:
                 quota[strength] -= 1
