@@ -119,34 +119,19 @@ class RayScorer:
 
     def _map(self, calls, reporter, label):
         """Run the bucket calls, one per worker at a time; yields (indices, result)."""
-        ray = self._ray
-        queue = list(calls)
-        running: dict[Any, tuple[list[int], Any]] = {}
-
-        def submit(actor) -> None:
-            idx, args = queue.pop(0)
-            running[actor.call.remote(*args)] = (idx, actor)
-
         title = f"{self.name}: {label} on {self.workers} Ray workers"
         task = reporter.task(title, len(calls)) if reporter is not None else None
         with task if task is not None else contextlib.nullcontext() as bar:
-            for actor in self._actors:
-                if queue:
-                    submit(actor)
-            while running:
-                done, _ = ray.wait(list(running), num_returns=1, timeout=0.5)
-                for ref in done:
-                    idx, actor = running.pop(ref)
-                    try:
-                        result = ray.get(ref)
-                    except ray.exceptions.RayError as exc:
-                        failed = f"ray: a bucket of {len(idx)} items failed: {exc}"
-                        raise EvalError(failed) from None
-                    if bar is not None:
-                        bar.advance(1)
-                    if queue:
-                        submit(actor)
-                    yield idx, result
+            for (idx, _), result in _keep_busy(
+                self._ray,
+                self._actors,
+                calls,
+                lambda actor, call: actor.call.remote(*call[1]),
+                lambda call: f"{len(call[0])} items",
+            ):
+                if bar is not None:
+                    bar.advance(1)
+                yield idx, result
 
     def close(self) -> None:
         for actor in self._actors:
@@ -154,6 +139,35 @@ class RayScorer:
                 self._ray.kill(actor)
         _fold(self._caches)
         self._engine.close()
+
+
+def _keep_busy(ray, actors, calls, send, what, tick=None):
+    """Give each actor one call at a time until every call is done; yields (call, result)
+    in completion order. `send(actor, call)` starts a call; `what(call)` names it in the
+    error when Ray cannot finish it (after its own retries); `tick` runs while waiting."""
+    queue = list(calls)
+    running: dict[Any, tuple[Any, Any]] = {}
+
+    def submit(actor) -> None:
+        call = queue.pop(0)
+        running[send(actor, call)] = (call, actor)
+
+    for actor in actors:
+        if queue:
+            submit(actor)
+    while running:
+        done, _ = ray.wait(list(running), num_returns=1, timeout=0.25)
+        if tick is not None:
+            tick()
+        for ref in done:
+            call, actor = running.pop(ref)
+            try:
+                result = ray.get(ref)
+            except ray.exceptions.RayError as exc:
+                raise EvalError(f"ray: a bucket of {what(call)} failed: {exc}") from None
+            if queue:
+                submit(actor)
+            yield call, result
 
 
 def _fold(caches: list[Path], remove: bool = True) -> None:
@@ -280,35 +294,22 @@ class RayLLMSession:
         return out, stats
 
     def _dispatch(self, config_json, requests, calls, bars):
-        ray = self._ray
-        queue = [(n, idx) for n, idx in enumerate(calls)]
-        running: dict[Any, tuple[list[int], Any]] = {}
-
-        def submit(actor) -> None:
-            number, idx = queue.pop(0)
+        def send(actor, call):
+            number, idx = call
             part = [requests[i] for i in idx]
-            ref = actor.complete.remote(config_json, part, number, self.workers)
-            running[ref] = (idx, actor)
+            return actor.complete.remote(config_json, part, number, self.workers)
 
-        for actor in self._actors:
-            if queue:
-                submit(actor)
-        while running:
-            done, _ = ray.wait(list(running), num_returns=1, timeout=0.25)
+        for (_, idx), result in _keep_busy(
+            self._ray,
+            self._actors,
+            list(enumerate(calls)),
+            send,
+            lambda call: f"{len(call[1])} requests",
+            bars.refresh if bars is not None else None,
+        ):
             if bars is not None:
-                bars.refresh()
-            for ref in done:
-                idx, actor = running.pop(ref)
-                try:
-                    result = ray.get(ref)
-                except ray.exceptions.RayError as exc:
-                    failed = f"ray: a bucket of {len(idx)} requests failed: {exc}"
-                    raise EvalError(failed) from None
-                if bars is not None:
-                    bars.bucket_done()
-                if queue:
-                    submit(actor)
-                yield idx, result
+                bars.bucket_done()
+            yield idx, result
 
     def close(self) -> None:
         for actor in self._actors:
