@@ -143,6 +143,16 @@ def _hs3_common() -> list[pl.Expr]:
     ]
 
 
+def _hs3_pair_columns() -> list[pl.Expr]:
+    """The HelpSteer3 columns of a pair task's answer rows, named as the Hub names them."""
+    return [
+        *_hs3_common(),
+        pl.col("item_key").alias("pair_id"),
+        pl.col("response_1").alias("response1"),
+        pl.col("response_2").alias("response2"),
+    ]
+
+
 def _hs3_preferences(answers: pl.DataFrame) -> pl.DataFrame:
     answer = pl.col("answer").str.json_decode(
         pl.Struct({"score": pl.Int64, "reasoning": pl.String})
@@ -150,10 +160,7 @@ def _hs3_preferences(answers: pl.DataFrame) -> pl.DataFrame:
     frame = answers.with_columns(
         answer.struct.field("score"),
         answer.struct.field("reasoning"),
-        *_hs3_common(),
-        pl.col("item_key").alias("pair_id"),
-        pl.col("response_1").alias("response1"),
-        pl.col("response_2").alias("response2"),
+        *_hs3_pair_columns(),
     )
     return frame.select(list(HS3_PREFERENCE_SCHEMA)).cast(HS3_PREFERENCE_SCHEMA)
 
@@ -164,10 +171,7 @@ def _feedback(answers: pl.DataFrame) -> pl.DataFrame:
     frame = answers.with_columns(
         answer.struct.field("feedback1"),
         answer.struct.field("feedback2"),
-        *_hs3_common(),
-        pl.col("item_key").alias("pair_id"),
-        pl.col("response_1").alias("response1"),
-        pl.col("response_2").alias("response2"),
+        *_hs3_pair_columns(),
     )
     return group_feedback(frame.select(list(FEEDBACK_ANSWER_SCHEMA)))
 

@@ -172,19 +172,24 @@ def _given_id(row: dict, kind: str) -> str | None:
     return None
 
 
+def _pairs_of(row: dict, last: str | None, task: str) -> list[tuple[str, str]]:
+    """The row's response pairs: `response_1`/`response_2`, or every pair of its responses."""
+    if row.get("response_1") is not None or row.get("response_2") is not None:
+        return [(_text(row.get("response_1"), "response_1"),
+                 _text(row.get("response_2"), "response_2"))]  # fmt: skip
+    pairs = list(combinations(_responses(row, last), 2))
+    if not pairs:
+        raise ValueError(f"responses: {task} needs at least two responses")
+    return pairs
+
+
 def _items_of_row(row: dict, kind: str) -> list[dict]:
     if kind in HS3_TASKS:
         return _hs3_items_of_row(row, kind)
     prompt, last = _prompt_of(row)
     given = _given_id(row, kind)
     if kind == PREFERENCE:
-        if row.get("response_1") is not None or row.get("response_2") is not None:
-            pairs = [(_text(row.get("response_1"), "response_1"),
-                      _text(row.get("response_2"), "response_2"))]  # fmt: skip
-        else:
-            pairs = list(combinations(_responses(row, last), 2))
-            if not pairs:
-                raise ValueError("responses: a preference needs at least two responses")
+        pairs = _pairs_of(row, last, "a preference")
         return [
             {
                 "item_key": _suffixed(given, i, len(pairs)) or pair_key(prompt, a, b),
@@ -309,13 +314,7 @@ def _hs3_items_of_row(row: dict, kind: str) -> list[dict]:
         key = task_key(EDIT, given, context, response[0], *feedback) if given else None
         return [hs3_item(EDIT, key, context, meta, original_response=response[0],
                          feedback=feedback)]  # fmt: skip
-    if row.get("response_1") is not None or row.get("response_2") is not None:
-        pairs = [(_text(row.get("response_1"), "response_1"),
-                  _text(row.get("response_2"), "response_2"))]  # fmt: skip
-    else:
-        pairs = list(combinations(_responses(row, last), 2))
-        if not pairs:
-            raise ValueError("responses: a pair task needs at least two responses")
+    pairs = _pairs_of(row, last, "a pair task")
     items = []
     for i, (a, b) in enumerate(pairs):
         given_i = _suffixed(given, i, len(pairs))

@@ -293,27 +293,34 @@ def _aggregate_ratings(ctx: StageContext, tables: Tables, cfg: AggregateConfig):
     return pl.concat(parts, how="diagonal_relaxed"), dropped, flagged
 
 
+def _pair_rules(cfg: AggregateConfig, label: str, values: str, tie: str) -> list:
+    """The aggregated-pair filters (HelpSteer2-Preference's, also used for HelpSteer3):
+    too few annotators, the 3 most similar `values` too far apart, ties when asked."""
+    rules = [
+        (
+            pl.col("n_annotators") < cfg.preference_min_annotators,
+            f"fewer than {cfg.preference_min_annotators} annotators",
+        )
+    ]
+    if cfg.preference_max_spread is not None:
+        rules.append(
+            (
+                pl.col("spread3") > cfg.preference_max_spread,
+                f"the 3 most similar {values} spread more than {cfg.preference_max_spread}",
+            )
+        )
+    if cfg.drop_ties:
+        rules.append((pl.col(label) == 0, tie))
+    return rules
+
+
 def _aggregate_preferences(ctx: StageContext, tables: Tables, cfg: AggregateConfig):
     parts, dropped = [], pl.DataFrame(schema=FILTERED_SCHEMA)
     info: dict = {}
     if "raw_preferences" in tables:
         raw = tables["raw_preferences"]
         pairs = agg.aggregate_preferences(raw)
-        rules = [
-            (
-                pl.col("n_annotators") < cfg.preference_min_annotators,
-                f"fewer than {cfg.preference_min_annotators} annotators",
-            )
-        ]
-        if cfg.preference_max_spread is not None:
-            rules.append(
-                (
-                    pl.col("spread3") > cfg.preference_max_spread,
-                    f"the 3 most similar strengths spread more than {cfg.preference_max_spread}",
-                )
-            )
-        if cfg.drop_ties:
-            rules.append((pl.col("preference_strength") == 0, "tie (strength 0)"))
+        rules = _pair_rules(cfg, "preference_strength", "strengths", "tie (strength 0)")
         kept, dropped = _drop(pairs, "preference", "pair_id", rules)
         info.update(
             pairs=pairs.height,
@@ -361,21 +368,7 @@ def _aggregate_hs3(ctx: StageContext, tables: Tables, cfg: AggregateConfig):
         # one filtered entry per pair, not per annotation
         dropped.append(outside.unique("id", keep="first", maintain_order=True))
         pairs = h3.aggregate_preferences(raw)
-        rules = [
-            (
-                pl.col("n_annotators") < cfg.preference_min_annotators,
-                f"fewer than {cfg.preference_min_annotators} annotators",
-            )
-        ]
-        if cfg.preference_max_spread is not None:
-            rules.append(
-                (
-                    pl.col("spread3") > cfg.preference_max_spread,
-                    f"the 3 most similar scores spread more than {cfg.preference_max_spread}",
-                )
-            )
-        if cfg.drop_ties:
-            rules.append((pl.col("overall_preference") == 0, "tie (overall_preference 0)"))
+        rules = _pair_rules(cfg, "overall_preference", "scores", "tie (overall_preference 0)")
         kept, removed = _drop(
             pairs.with_columns(h3.last_user_turn().alias("prompt")),
             "hs3_preference",
