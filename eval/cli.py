@@ -72,14 +72,9 @@ NOT_OUTPUTS = ("llm_cache", "annotator")
 def output_files(out: Path, extra: list[str] | None = None) -> list[str]:
     """Every file a run wrote under `out` (caches and dot-files left out), then `extra`
     files written elsewhere (lm-eval's --output-path), each once."""
-    found = []
-    if out.is_dir():
-        for path in sorted(out.rglob("*")):
-            parts = path.relative_to(out).parts
-            if parts[0] in NOT_OUTPUTS or any(p.startswith(".") for p in parts):
-                continue
-            if path.is_file():
-                found.append(str(path))
+    from helpsteer.build import output_files as files_under
+
+    found = files_under(out, skip=NOT_OUTPUTS, folders=())
     return found + [str(p) for p in extra or [] if str(p) not in found]
 
 

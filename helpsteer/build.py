@@ -501,15 +501,20 @@ def build_dataset_command(
     raise typer.Exit(code)
 
 
-def output_files(out: Path) -> list[str]:
-    """The run's outputs: every file under `out` except caches, and each `datasets/NAME`
-    folder (what `load_from_disk` opens) instead of the Arrow files inside it."""
-    found = []
+def output_files(
+    out: Path, skip: tuple[str, ...] = ("shards",), folders: tuple[str, ...] = ("datasets",)
+) -> list[str]:
+    """A run's outputs: every file under `out` except dot-files (caches) and the top-level
+    folders in `skip`; under each of `folders`, its subfolders (a `datasets/NAME` folder is
+    what `load_from_disk` opens) instead of the files inside them."""
+    found: list[str] = []
+    if not out.is_dir():
+        return found
     for path in sorted(out.rglob("*")):
         parts = path.relative_to(out).parts
-        if any(p.startswith(".") for p in parts) or parts[0] == "shards":
+        if any(p.startswith(".") for p in parts) or parts[0] in skip:
             continue
-        if parts[0] == "datasets":
+        if parts[0] in folders:
             if len(parts) == 2 and path.is_dir():
                 found.append(str(path))
             continue
