@@ -34,6 +34,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 
 import torch
 import torch.nn.functional as F
@@ -83,10 +84,18 @@ def _shared_prompt_attention(q, k, v, prompt: int, chosen: int, options: dict) -
     out_first = F.scaled_dot_product_attention(q_first, k_first, v_first, is_causal=True, **options)
     keys = torch.cat([k_first[:, :, :prompt], k_rej], dim=2)
     values = torch.cat([v_first[:, :, :prompt], v_rej], dim=2)
-    mask = torch.ones(rejected, prompt + rejected, dtype=torch.bool, device=q.device)
-    mask[:, prompt:] = torch.ones(rejected, rejected, dtype=torch.bool, device=q.device).tril()
+    mask = _rejected_mask(prompt, rejected, q.device)
     out_rej = F.scaled_dot_product_attention(q_rej, keys, values, attn_mask=mask, **options)
     return torch.cat([out_first, out_rej], dim=2)
+
+
+@lru_cache(maxsize=256)
+def _rejected_mask(prompt: int, rejected: int, device) -> torch.Tensor:
+    """[rejected reply: all of the prompt, causal over itself]; the same for every layer of
+    a forward, so built once per shape (SDPA only reads it)."""
+    mask = torch.ones(rejected, prompt + rejected, dtype=torch.bool, device=device)
+    mask[:, prompt:] = torch.ones(rejected, rejected, dtype=torch.bool, device=device).tril()
+    return mask
 
 
 def _band(n: int, window: int | None, device) -> torch.Tensor | None:
