@@ -229,7 +229,7 @@ class RayLLMSession:
     the judge share the pool: two pools that each hold every CPU would wait on each
     other. Completions come back in request order, so the run is the local engine's;
     workers write their completions to per-worker cache segments, which the driver
-    folds into the main cache before and after each call.
+    folds into the main cache after each call (and once at the start).
     """
 
     def __init__(self, ray_options: dict[str, Any], configs: Sequence[Any], cache_dir: Path):
@@ -283,14 +283,13 @@ class RayLLMSession:
         config_json = config.model_dump_json()
         label = f"LLM {config.backend}:{config.model} on {self.workers} Ray workers: buckets"
         bars = _DriverBars(reporter, self._engine._hub, label, len(calls)) if reporter else None
-        _fold(self._caches, remove=False)
         with bars if bars is not None else contextlib.nullcontext():
             for idx, (done, delta) in self._dispatch(config_json, requests, calls, bars):
                 for j, i in enumerate(idx):
                     out[i] = done[j]
                 for key, value in delta.items():
                     stats[key] = stats.get(key, 0) + value
-        _fold(self._caches, remove=False)
+        _fold(self._caches, remove=False)  # the next call's workers read these
         return out, stats
 
     def _dispatch(self, config_json, requests, calls, bars):
