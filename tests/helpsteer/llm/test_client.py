@@ -261,6 +261,24 @@ def test_in_flight_is_bounded():
     assert peak <= 3
 
 
+def test_a_large_batch_holds_tasks_for_the_requests_in_flight_not_for_all(server):
+    # One task per request made 5,000 at once; the first wave's answers then waited for
+    # the loop to run every other task's first step (and a 1M batch held 1M tasks).
+    peak = 0
+    with client_for(server.url, max_in_flight=4) as client:
+        original = client._call
+
+        async def counting(request):
+            nonlocal peak
+            peak = max(peak, len(asyncio.all_tasks()))
+            return await original(request)
+
+        client._call = counting
+        done = client.complete_batch([ask(f"q{i}") for i in range(300)])
+    assert [d.texts for d in done] == [[f"echo: q{i}"] for i in range(300)]
+    assert peak <= 4 + 4  # the workers, the batch and aiohttp's own per-request tasks
+
+
 def test_requests_are_plain_json_on_the_wire(server):
     with client_for(server.url) as client:
         client.complete(ask("héllo", stop="END", max_tokens=4))
