@@ -91,11 +91,12 @@ def _shared_prompt_attention(q, k, v, prompt: int, chosen: int, options: dict) -
 
 @lru_cache(maxsize=256)
 def _rejected_mask(prompt: int, rejected: int, device) -> torch.Tensor:
-    """[rejected reply: all of the prompt, causal over itself]; the same for every layer of
-    a forward, so built once per shape (SDPA only reads it)."""
-    mask = torch.ones(rejected, prompt + rejected, dtype=torch.bool, device=device)
-    mask[:, prompt:] = torch.ones(rejected, rejected, dtype=torch.bool, device=device).tril()
-    return mask
+    """[rejected reply: all of the prompt, causal over itself]: reply token i sees key j
+    when j <= prompt + i. The same for every layer of a forward, so built once per shape
+    (SDPA only reads it)."""
+    keys = torch.arange(prompt + rejected, device=device)
+    queries = torch.arange(prompt, prompt + rejected, device=device)
+    return keys[None, :] <= queries[:, None]
 
 
 def _band(n: int, window: int | None, device) -> torch.Tensor | None:
