@@ -538,6 +538,30 @@ def lm_eval_command(
         Path | None,
         typer.Option("--include-path", "--include_path", help="Folder of extra task YAMLs."),
     ] = None,
+    seed: Annotated[
+        str | None,
+        typer.Option(
+            help="Seeds for python random, numpy, torch and few-shot sampling: one integer "
+            "for all, or four comma-separated (None leaves one unset; default 0,1234,1234,1234)."
+        ),
+    ] = None,
+    system_instruction: Annotated[
+        str | None,
+        typer.Option(
+            "--system-instruction",
+            "--system_instruction",
+            help="System instruction for every prompt.",
+        ),
+    ] = None,
+    predict_only: Annotated[
+        bool,
+        typer.Option(
+            "--predict-only",
+            "--predict_only",
+            "-x",
+            help="Generate and log the samples without computing metrics.",
+        ),
+    ] = False,
     quiet: QuietOption = False,
     as_json: JsonOption = False,
 ) -> None:
@@ -556,6 +580,7 @@ def lm_eval_command(
         parse_batch_size,
         parse_kv_args,
         parse_limit,
+        parse_seed,
         run_lm_eval,
         split_tasks,
     )
@@ -574,7 +599,7 @@ def lm_eval_command(
         return run_lm_eval(
             target, chosen, model, args, served, include_path, parse_limit(limit), num_fewshot,
             parse_batch_size(batch_size), chat, device, kwargs, log_samples, output_path,
-            max_batch_size,
+            max_batch_size, parse_seed(seed), system_instruction, predict_only,
         )  # fmt: skip
 
     try:

@@ -116,6 +116,26 @@ def parse_limit(value: float | None) -> int | float | None:
     return int(value) if value >= 1 and value == int(value) else value
 
 
+DEFAULT_SEEDS = "0,1234,1234,1234"
+"""lm-eval's --seed default: python random, numpy, torch, few-shot sampling."""
+
+
+def parse_seed(value: str | None) -> list[int | None]:
+    """lm-eval's --seed: one integer for all four seeds, or four comma-separated values
+    (`None` leaves that one unset), read by lm-eval's own parser."""
+    utils = _lm_eval_cli_utils()
+    text = DEFAULT_SEEDS if value is None else value
+    try:
+        if utils is not None:
+            return utils._int_or_none_list_arg_type(3, 4, DEFAULT_SEEDS, text)
+        items = [None if v.strip().lower() == "none" else int(v) for v in text.split(",")]
+    except ValueError as exc:
+        raise EvalError(f"--seed {value!r}: {exc}") from None
+    if len(items) not in (1, 4):
+        raise EvalError(f"--seed {value!r}: expected one integer or four, comma-separated")
+    return items * 4 if len(items) == 1 else items
+
+
 def lm_eval_model_class(model: str) -> type:
     from lm_eval.api.registry import get_model
 
@@ -210,13 +230,17 @@ def run_lm_eval(
     log_samples: bool = False,
     output_path: Path | None = None,
     max_batch_size: int | None = None,
+    seed: list[int | None] | None = None,
+    system_instruction: str | None = None,
+    predict_only: bool = False,
 ) -> dict[str, Any]:
     """Run lm-eval as `lm-eval run` does and save its own result layout (EvaluationTracker:
     `results_<date>.json`, with --log-samples `samples_<task>_<date>.jsonl`) under
     `output_path` (default OUT), plus our leaderboard entry in OUT.
 
     `serve` (a model spec) starts/names the endpoint for the `local-*` models; `model_args`
-    given by the user override the ones it sets."""
+    given by the user override the ones it sets. `seed`: lm-eval's four seeds (see
+    `parse_seed`); `predict_only` skips the metrics and, as in lm-eval, logs the samples."""
     try:
         import lm_eval
         from lm_eval.loggers import EvaluationTracker
@@ -256,6 +280,9 @@ def run_lm_eval(
                 gen_kwargs=gen_kwargs or None,
                 apply_chat_template=chat,
                 fewshot_as_multiturn=True if chat else None,
+                system_instruction=system_instruction,
+                predict_only=predict_only,
+                **_seed_arguments(seed or parse_seed(None)),
                 log_samples=True,
                 evaluation_tracker=tracker,
                 metadata=dict(args),
@@ -276,6 +303,7 @@ def run_lm_eval(
                  for t, v in (raw.get("n-samples") or {}).items()}  # fmt: skip
     # What `lm-eval run` does after simple_evaluate: one aggregated file, then one samples
     # file per task (EvaluationTracker sanitizes each sample for `datasets` on the way).
+    log_samples = log_samples or predict_only
     tracker.save_results_aggregated(results=raw, samples=samples if log_samples else None)
     written = list(raw.get("configs", {})) if log_samples else []
     for task_name in written:
@@ -287,11 +315,18 @@ def run_lm_eval(
               "limit": limit, "num_fewshot": num_fewshot, "batch_size": batch_size,
               "device": device, "gen_kwargs": gen_kwargs or None,
               "apply_chat_template": chat, "log_samples": log_samples, "serve": serve,
+              "seed": seed or parse_seed(None), "system_instruction": system_instruction,
+              "predict_only": predict_only,
               "output_path": str(target),
               "include_path": str(include_path) if include_path else None}  # fmt: skip
     doc = write_run(out, "lm-eval", results, config, started)
     write_metrics_report(out / "report.md", f"lm-eval: {doc['model']}", metrics)
     return doc
+
+
+def _seed_arguments(seed: list[int | None]) -> dict[str, int | None]:
+    names = ("random_seed", "numpy_random_seed", "torch_random_seed", "fewshot_random_seed")
+    return dict(zip(names, seed, strict=True))
 
 
 def _model_name(model: str, args: dict[str, Any]) -> str:

@@ -166,6 +166,36 @@ def test_lm_eval_flags_reach_the_model(tmp_path, fake_server, monkeypatch):
 
 
 @needs_lm_eval
+def test_lm_eval_seed_system_instruction_and_predict_only(tmp_path, fake_server, monkeypatch):
+    monkeypatch.setenv("HF_DATASETS_OFFLINE", "1")
+    include = _two_task_folder(tmp_path / "tasks")
+    out = tmp_path / "lm"
+    result = runner.invoke(
+        app,
+        ["eval", "lm-eval", "--tasks", "hs_qa_one", "--model", "local-chat-completions",
+         "--model-args", f"model=fake,base_url={fake_server.url}/chat/completions,"
+         "num_concurrent=1,tokenizer_backend=None", "--include-path", str(include),
+         "--system_instruction", "Answer tersely.", "--seed", "7", "--predict-only",
+         "--out", str(out), "--quiet"],
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    bodies = [r.body for r in fake_server.requests]
+    assert len(bodies) == 4
+    assert all(b["messages"][0] == {"role": "system", "content": "Answer tersely."}
+               for b in bodies)  # fmt: skip
+    theirs = json.loads(_one_results_file(out).read_text())
+    # lm-eval's own record of the run: the four seeds, and no metric computed.
+    assert [theirs["config"][k] for k in ("random_seed", "numpy_seed", "torch_seed",
+                                          "fewshot_seed")] == [7, 7, 7, 7]  # fmt: skip
+    metrics = {k for k in theirs["results"]["hs_qa_one"] if "," in k}
+    assert metrics == {"bypass,none", "bypass_stderr,none"}
+    # --predict-only logs the samples, as lm-eval does.
+    assert len(list(out.rglob("samples_hs_qa_one_*.jsonl"))) == 1
+    doc = json.loads((out / "results.json").read_text())
+    assert doc["config"]["seed"] == [7, 7, 7, 7] and doc["config"]["predict_only"]
+
+
+@needs_lm_eval
 @pytest.mark.parametrize(
     ("extra", "message"),
     [
@@ -173,6 +203,7 @@ def test_lm_eval_flags_reach_the_model(tmp_path, fake_server, monkeypatch):
         (["--limit", "0"], "--limit 0.0: expected a count"),
         (["--model-args", "pretrained"], "--model-args 'pretrained'"),
         (["--gen-kwargs", "{broken"], "--gen-kwargs '{broken'"),
+        (["--seed", "1,2"], "--seed '1,2'"),
         (["--model", "no-such-model"], "expected one of"),
     ],
 )
