@@ -20,6 +20,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
+from concurrent.futures import Future
 from dataclasses import dataclass, field
 from importlib.metadata import entry_points
 from pathlib import Path
@@ -78,6 +79,14 @@ class StageSpec:
     needs: Callable[[Any], Needs] | None = None
     """What a worker running this stage needs (CPUs, GPUs, an LLM); default one CPU."""
     help: str = ""
+    keeps_tables: bool = False
+    """The stage adds, replaces and drops no table (a sink such as `export`), so a later
+    stage's `prepare` may run while it does."""
+    prepare: Callable[[Tables, Any], Any] | None = None
+    """Work of the stage that depends only on its tables and config (the card's plots).
+    When every stage between the last one that changes tables and this one has
+    `keeps_tables`, it runs in a thread beside those stages; the stage gets its result
+    (or its exception) from `ctx.prepared(compute)`, which otherwise calls `compute`."""
 
     def rowwise(self, config: Any) -> bool:
         return self.shardable(config) if callable(self.shardable) else self.shardable
@@ -106,6 +115,20 @@ def stage(name: str, config: type[StageConfig], **options: Any) -> Callable[[Sta
         return fn
 
     return decorate
+
+
+def _ahead(fn: Callable[[Tables, Any], Any], tables: Tables, config: Any) -> Future:
+    """fn(tables, config) in a daemon thread: a failed run does not wait for it."""
+    future: Future = Future()
+
+    def work() -> None:
+        try:
+            future.set_result(fn(tables, config))
+        except BaseException as exc:  # handed to the stage, which raises it
+            future.set_exception(exc)
+
+    threading.Thread(target=work, name="stage-prepare", daemon=True).start()
+    return future
 
 
 def _load_plugins() -> None:
@@ -197,6 +220,13 @@ class StageContext:
     rejected: list[pl.DataFrame] = field(default_factory=list)
     run_info: dict[str, dict[str, Any]] = field(default_factory=dict)
     """The `info` of every stage that ran before this one, by stage name."""
+    head_start: Future | None = None
+    """The stage's `prepare` started early (see StageSpec.prepare)."""
+
+    def prepared(self, compute: Callable[[], Any]) -> Any:
+        """The result of the stage's `prepare`: from its head start (its exception
+        raised here), else `compute()` now."""
+        return self.head_start.result() if self.head_start is not None else compute()
 
     def reject(self, rows: pl.DataFrame) -> None:
         """Record unusable rows; `rows` needs `source`, `line` and `reason` columns."""
@@ -296,7 +326,8 @@ class Pipeline:
         if self.shard is not None:
             first["shard"] = self.shard.label
         fingerprint = start or _digest(first)
-        for planned in self.stages:
+        head_starts: dict[int, Future] = {}
+        for index, planned in enumerate(self.stages):
             spec = planned.spec
             extra = spec.fingerprint_extra(planned.config) if spec.fingerprint_extra else ""
             fingerprint = _digest(
@@ -314,7 +345,9 @@ class Pipeline:
                 seed=self.seed,
                 reporter=reporter,
                 run_info=run_info,
+                head_start=head_starts.pop(index, None),
             )
+            self._start_ahead(index, tables, head_starts)
             started = time.perf_counter()
             cache = self.cache_dir / f"{planned.name}-{fingerprint[:20]}"
             cached = self.use_cache and spec.cacheable and (cache / "done.json").exists()
@@ -342,6 +375,16 @@ class Pipeline:
             else pl.DataFrame(schema=REJECTED_SCHEMA)
         )
         return PipelineResult(tables, runs, all_rejected, fingerprint)
+
+    def _start_ahead(self, index: int, tables: Tables, head_starts: dict[int, Future]) -> None:
+        """Start the `prepare` of the stages after `index` that only table-keeping
+        stages separate from it: their tables are final once stage `index` starts."""
+        later = index
+        while self.stages[later].spec.keeps_tables and later + 1 < len(self.stages):
+            later += 1
+            planned = self.stages[later]
+            if planned.spec.prepare is not None and later not in head_starts:
+                head_starts[later] = _ahead(planned.spec.prepare, tables, planned.config)
 
     def _execute(
         self, planned: PlannedStage, tables: Tables, ctx: StageContext, cache: Path

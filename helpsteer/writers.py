@@ -1,10 +1,21 @@
-"""Writing export tables: Parquet and JSON Lines per split, and `datasets` folders."""
+"""Writing export tables: Parquet and JSON Lines per split, and `datasets` folders.
+
+The files of one format are written by a few threads at once: polars' and pyarrow's
+writers and the Arrow writes inside `datasets.save_to_disk` release the GIL, so the
+JSON Lines encoding of one file, the Parquet encoding of another and the kernel's
+copying of a third overlap instead of waiting for each other. Meanwhile this thread
+makes the next format's tables; a format's writes start only once the previous
+format's are done, so at most two formats' tables are in memory at a time (the peak
+RSS is reached while reading the inputs, not here). Each file is still written
+through its own `atomic_path` temporary, so what a reader sees is unchanged.
+"""
 
 from __future__ import annotations
 
 import os
 import re
 import shutil
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 from pathlib import Path
 
 import polars as pl
@@ -42,32 +53,58 @@ def write_exports(ctx: StageContext, tables: Tables, cfg) -> dict[str, dict[str,
     formats = [f for f in cfg.formats if _source(f)[0] in tables]
     steps = len(formats) * len(SPLITS) * (len(cfg.file_types) + cfg.datasets_folder)
     counts: dict[str, dict[str, int]] = {}
-    with ctx.reporter.task("export", total=steps) as bar:
-        # One format at a time, so only one set of export tables is in memory.
+    with ctx.reporter.task("export", total=steps) as bar, ThreadPoolExecutor(WRITERS) as pool:
+        # One format's files are written by the pool while the next format's tables
+        # are made here; then that format waits for the one before it. So at most two
+        # formats' export tables are in memory (see the module docstring).
+        writing: list[Future] = []
         for fmt in formats:
+            if ONE_FORMAT_AT_A_TIME:
+                _finish(writing, bar)
             splits = export_tables(tables, fmt)
             counts[fmt] = {split: frame.height for split, frame in splits.items()}
             # A Hub format's tables are cast to the Hub's Arrow schema once, for the
             # Parquet files and the `datasets` folder alike.
             hub = fmt in features.HUB_SCHEMAS
             arrows = {split: _arrow(frame, fmt) for split, frame in splits.items() if hub}
+            _finish(writing, bar)
             for split, frame in splits.items():
                 for file_type in cfg.file_types:
                     path = ctx.out_dir / fmt / f"{split}.{file_type}"
-                    _write(frame, path, file_type, fmt, arrows.get(split))
-                    bar.advance()
+                    task = pool.submit(_write, frame, path, file_type, fmt, arrows.get(split))
+                    writing.append(task)
             if cfg.datasets_folder and splits:
-                _write_datasets(splits, ctx.out_dir / "datasets" / fmt, fmt, arrows)
-            del arrows
-            bar.advance(
-                (len(SPLITS) - len(splits)) * len(cfg.file_types)
-                + len(SPLITS) * cfg.datasets_folder
-            )
+                folder = ctx.out_dir / "datasets" / fmt
+                writing.append(pool.submit(_write_datasets, splits, folder, fmt, arrows))
+            # the bar's steps for files not written (missing splits) and the folder's
+            # steps beyond the one its write advances
+            folder_steps = len(SPLITS) * cfg.datasets_folder - bool(cfg.datasets_folder and splits)
+            bar.advance((len(SPLITS) - len(splits)) * len(cfg.file_types) + folder_steps)
+            del arrows, splits
+        _finish(writing, bar)
     if "preference" in tables:
         ctx.info["ties_left_out_of_pairs"] = int(
             (tables["preference"]["preference_strength"] == 0).sum()
         )
     return counts
+
+
+ONE_FORMAT_AT_A_TIME = False
+WRITERS = 3
+"""Threads writing one format's files (Parquet, JSON Lines, `datasets`) at once."""
+
+
+def _finish(writing: list[Future], bar) -> None:
+    """Wait for the writes in flight (in order; the first failure is raised)."""
+    try:
+        for task in writing:
+            task.result()
+            bar.advance()
+    finally:
+        for task in writing:
+            task.cancel()
+        wait(writing)
+        writing.clear()
 
 
 def _write(frame: pl.DataFrame, path: Path, file_type: str, fmt: str = "", arrow=None) -> None:
