@@ -223,3 +223,24 @@ def test_aggregate_compacts_every_table_it_keeps(tmp_path, monkeypatch):
     assert _build(r, p, tmp_path / "out").exit_code == 0
     assert any("response" in c and "helpfulness" in c for c in seen)  # ratings
     assert any("response_1" in c for c in seen)  # preference
+
+
+# --- fingerprints computed beside the stages -----------------------------------------------
+
+
+def test_no_cache_run_has_the_same_fingerprint_as_a_cached_run(tmp_path):
+    import json
+
+    r, p = _inputs(tmp_path)
+
+    def fingerprint(name, *extra):
+        out = tmp_path / name
+        args = ["build-dataset", "-q", "--ratings", str(r), "--preferences", str(p)]
+        assert runner.invoke(app, [*args, "--out", str(out), *extra]).exit_code == 0
+        return json.loads((out / "manifest.json").read_text())["fingerprint"]
+
+    cached = fingerprint("cached")
+    assert fingerprint("no_cache", "--no-cache") == cached
+    # the inputs' content is still in it
+    raw_ratings(40, 4, seed=7).write_ndjson(r)
+    assert fingerprint("changed", "--no-cache") != cached
