@@ -12,9 +12,10 @@ polars itself writes `_RJEM_MALLOC_CONF` into `os.environ` when it is imported (
 defaults, then whatever was set before, which jemalloc lets win). So a parent Python
 process that imported polars, such as benchmarks/build_dataset.py or a test run, hands
 `hs` polars' defaults, which read as a user's setting: the benchmark's `hs` ran with
-500 ms / 1 s decay and peaked at 1,108-1,180 MiB instead of 895-935 MiB. Those
-inherited defaults are not the user's and are dropped here; what a user appended
-after them is kept.
+500 ms / 1 s decay and peaked at 1,123-1,137 MiB instead of 874-926 MiB (same code,
+runs taking turns from a process that imported polars, at the same speed: 9.5 s).
+Those inherited defaults are not the user's and are dropped here; what a user
+appended after them is kept.
 """
 
 from __future__ import annotations
