@@ -254,6 +254,7 @@ def run_lm_eval(
     else:
         user_args = dict(model_args or {})
     device = pick_device(model_class, device)
+    seed = seed or parse_seed(None)
     started = time.perf_counter()
     if include_path is not None and not include_path.is_dir():
         raise EvalError(f"--include-path {include_path}: no such folder")
@@ -282,7 +283,7 @@ def run_lm_eval(
                 fewshot_as_multiturn=True if chat else None,
                 system_instruction=system_instruction,
                 predict_only=predict_only,
-                **_seed_arguments(seed or parse_seed(None)),
+                **_seed_arguments(seed),
                 log_samples=True,
                 evaluation_tracker=tracker,
                 metadata=dict(args),
@@ -315,7 +316,7 @@ def run_lm_eval(
               "limit": limit, "num_fewshot": num_fewshot, "batch_size": batch_size,
               "device": device, "gen_kwargs": gen_kwargs or None,
               "apply_chat_template": chat, "log_samples": log_samples, "serve": serve,
-              "seed": seed or parse_seed(None), "system_instruction": system_instruction,
+              "seed": seed, "system_instruction": system_instruction,
               "predict_only": predict_only,
               "output_path": str(target),
               "include_path": str(include_path) if include_path else None}  # fmt: skip

@@ -32,14 +32,11 @@ POLARS_DEFAULTS = (
 
 def user_settings(value: str) -> str:
     """`value` without the polars defaults a parent process left in front of it."""
-    stripped = True
-    while stripped:
-        stripped = False
-        for default in POLARS_DEFAULTS:
-            if value == default or value.startswith(default + ","):
-                value, stripped = value[len(default) + 1 :], True
-                break
-    return value
+    while True:
+        default = next((d for d in POLARS_DEFAULTS if f"{value},".startswith(f"{d},")), None)
+        if default is None:
+            return value
+        value = value[len(default) + 1 :]
 
 
 os.environ["_RJEM_MALLOC_CONF"] = (

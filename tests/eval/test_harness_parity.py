@@ -124,6 +124,12 @@ def test_hf_model_on_cpu_writes_what_lm_eval_run_writes(tmp_path, tiny_causal_lm
     assert all(Path(p).is_file() for p in printed)
 
 
+def _fake_model_args(server) -> str:
+    return (
+        f"model=fake,base_url={server.url}/chat/completions,num_concurrent=1,tokenizer_backend=None"
+    )
+
+
 def _two_task_folder(root: Path) -> Path:
     write_lm_eval_task(root, "hs_qa_one")
     write_lm_eval_task(root, "hs_qa_two")
@@ -138,8 +144,7 @@ def test_lm_eval_flags_reach_the_model(tmp_path, fake_server, monkeypatch):
     result = runner.invoke(
         app,
         ["eval", "lm-eval", "--tasks", "hs_qa_one,hs_qa_two", "--model",
-         "local-chat-completions", "--model-args", f"model=fake,base_url={fake_server.url}"
-         "/chat/completions,num_concurrent=1,tokenizer_backend=None", "--include-path",
+         "local-chat-completions", "--model-args", _fake_model_args(fake_server), "--include-path",
          str(include), "--gen-kwargs", "max_gen_toks=7", "--num-fewshot", "1", "--limit",
          "0.5", "--output-path", str(target), "--json", "--quiet"],
     )  # fmt: skip
@@ -173,8 +178,7 @@ def test_lm_eval_seed_system_instruction_and_predict_only(tmp_path, fake_server,
     result = runner.invoke(
         app,
         ["eval", "lm-eval", "--tasks", "hs_qa_one", "--model", "local-chat-completions",
-         "--model-args", f"model=fake,base_url={fake_server.url}/chat/completions,"
-         "num_concurrent=1,tokenizer_backend=None", "--include-path", str(include),
+         "--model-args", _fake_model_args(fake_server), "--include-path", str(include),
          "--system_instruction", "Answer tersely.", "--seed", "7", "--predict-only",
          "--out", str(out), "--quiet"],
     )  # fmt: skip
