@@ -234,14 +234,18 @@ def _numbered(frame: pl.DataFrame) -> pl.DataFrame:
 
 
 def _is_clean_file(path: Path) -> bool:
-    """Not empty, no blank lines and no carriage returns, so polars' row i is line i + 1.
+    """Not empty and no carriage returns (the key count below knows only space and tab
+    as whitespace between a key and its colon).
 
-    Searched through a memory map, so a large file is never copied into memory.
+    Searched through a memory map, so a large file is never copied into memory. Blank
+    lines are not searched for (a two-byte search took 0.27 s on 324 MB of ratings):
+    polars skips them as rows but gives them as null lines, so a file with one fails
+    the row count in `_suspects` and goes to the careful reader.
     """
     if path.stat().st_size == 0:
         return False
     with open(path, "rb") as handle, mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ) as m:
-        return m[:1] != b"\n" and m.find(b"\n\n") < 0 and m.find(b"\r") < 0
+        return m.find(b"\r") < 0
 
 
 _LINES_SCHEMA = {"line": pl.String}

@@ -531,7 +531,7 @@ class ExportConfig(StageConfig):
         return value
 
 
-@stage("export", ExportConfig, cacheable=False, keeps_tables=True)
+@stage("export", ExportConfig, cacheable=False, keeps_tables=True, imports=("datasets",))
 def export(ctx: StageContext, tables: Tables, cfg: ExportConfig):
     """Write every export format, per split, into the output folder."""
     from helpsteer.writers import write_exports
@@ -551,7 +551,13 @@ def _prepare_card(tables: Tables, cfg: CardConfig):
     return prepare_card(tables, cfg)
 
 
-@stage("card", CardConfig, cacheable=False, prepare=_prepare_card)
+@stage(
+    "card",
+    CardConfig,
+    cacheable=False,
+    prepare=_prepare_card,
+    imports=("matplotlib.figure", "matplotlib.backends.backend_agg"),
+)
 def card(ctx: StageContext, tables: Tables, cfg: CardConfig):
     """Dataset card README.md with counts, histograms, agreement and length statistics."""
     from helpsteer.card import write_card

@@ -244,3 +244,34 @@ def test_no_cache_run_has_the_same_fingerprint_as_a_cached_run(tmp_path):
     # the inputs' content is still in it
     raw_ratings(40, 4, seed=7).write_ndjson(r)
     assert fingerprint("changed", "--no-cache") != cached
+
+
+# --- modules a stage needs, imported from the pipeline's start -------------------------------
+
+
+@stage(
+    "test_overlap.imports",
+    NoOptions,
+    cacheable=False,
+    imports=("hs_test_no_such_module", "hs_test_slow_module"),
+)
+def _imports(ctx, tables, cfg):
+    RAN_BESIDE["imported"] = GATE.wait(timeout=10)
+    return {}
+
+
+def test_a_stage_s_modules_are_imported_in_a_thread_and_a_missing_one_is_left(
+    tmp_path, monkeypatch
+):
+    (tmp_path / "hs_test_slow_module.py").write_text(
+        "import threading\n"
+        "from tests.helpsteer import test_build_overlap as t\n"
+        "t.PREPARED['thread'] = threading.current_thread().name\n"
+        "t.GATE.set()\n"
+    )
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.delitem(sys.modules, "hs_test_slow_module", raising=False)
+    _run(tmp_path, ["test_overlap.makes", "test_overlap.imports"])
+    assert RAN_BESIDE["imported"] is True
+    assert PREPARED["thread"] == "stage-imports"
+    assert "hs_test_no_such_module" not in sys.modules
