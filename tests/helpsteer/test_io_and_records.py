@@ -22,7 +22,6 @@ def test_clean_jsonl_reads_with_line_numbers(tmp_path):
     assert read.unreadable.height == 0
 
 
-
 @pytest.mark.parametrize(
     "layout",
     ["\n{0}\n{1}\n{2}\n", "{0}\n\n\n{1}\n{2}\n", "{0}\n   \n{1}\n{2}\n", "{0}\n{1}\n{2}\n\n"],
@@ -37,6 +36,7 @@ def test_blank_lines_keep_every_row_on_its_own_line_number(tmp_path, layout):
     assert read.frame["_line"].to_list() == expected
     assert read.frame["verbosity"].to_list() == [0, 1, 2]
     assert read.unreadable.height == 0
+
 
 def test_malformed_lines_non_utf8_and_non_objects_are_reported_with_line(tmp_path):
     good = json.dumps(rating("a", "u1", [3, 3, 4, 2, 1]))
