@@ -7,6 +7,8 @@ null per row; rows with any reason go to `rejected` with all their reasons.
 from __future__ import annotations
 
 import difflib
+import functools
+import operator
 from dataclasses import dataclass
 from enum import StrEnum
 
@@ -468,8 +470,10 @@ def validate(frame: pl.DataFrame, kind: Kind, unicode_normalization: str = "NFC"
             _id_expr(frame, "pair_id", ("prompt", "response_1", "response_2"), "pair-")
         )
         normalised.append(_justification(frame))
-    reason = pl.concat_str(rules, separator="; ", ignore_nulls=True)
-    checked = frame.with_columns(reason.alias("_reason"))
+    reason = pl.concat_str(rules, separator="; ", ignore_nulls=True).alias("_reason")
+    # Streamed: each rule is a text column of nulls until joined, 16 bytes a row each;
+    # evaluated whole they took 190 MB above 1 M rows, in batches 47 MB (and half the time).
+    checked = frame.with_columns(frame.lazy().select(reason).collect(engine="streaming"))
     checked = checked.with_columns(pl.when(pl.col("_reason") != "").then(pl.col("_reason")))
     bad = checked.filter(pl.col("_reason").is_not_null())
     # A filter copies every column even when it keeps every row (1 M rows: 0.3 s, 200 MiB)
@@ -505,8 +509,11 @@ def _consistency(good: pl.DataFrame, kind: Kind) -> tuple[pl.DataFrame, pl.DataF
         key, texts = "pair_id", ("prompt", "response_1", "response_2")
     else:
         return good, good.clear().with_columns(pl.lit("", dtype=pl.String).alias("_reason"))
-    # A hash of the fields, not of their concatenation: no 1 M joined strings to build.
-    text_hash = pl.struct([pl.col(t) for t in texts]).hash()
+    # A hash per field, not of their concatenation (no 1 M joined strings to build) nor
+    # of their struct (177 MB above 1 M ratings; this takes 16 MB and a sixth of the time).
+    text_hash = functools.reduce(
+        operator.xor, [pl.col(t).hash(seed) for seed, t in enumerate(texts, 1)]
+    )
     return check_consistency(good, key, text_hash)
 
 
@@ -516,17 +523,23 @@ def check_consistency(
     """(kept rows, rejected rows with `_reason`): a second row of the same (key,
     annotator_id), or a row whose `text_hash` differs from its key's first row."""
     in_order = good if good[LINE].is_sorted() else good.sort(LINE)
-    checked = in_order.with_columns(
+    # First with hashed keys (on 1 M ratings 0.2 s and 57 MB instead of 0.47 s and 250 MB
+    # with the text keys): a hash collision can only make more suspects, and every key
+    # with a suspect row is checked again with its text.
+    hashed = _key_hash(pl.col(key))
+    pair = hashed ^ _key_hash(pl.col("annotator_id"), 12)
+    suspects = _flagged(in_order, hashed, pair, text_hash)
+    suspect_keys = in_order.filter(suspects).select(key).unique()
+    involved = in_order.join(suspect_keys, on=key, how="semi").sort(LINE)
+    checked = involved.with_columns(
         (text_hash != text_hash.first().over(key)).alias("_conflict"),
         (~pl.struct(key, "annotator_id").is_first_distinct()).alias("_duplicate"),
     )
-    flagged = pl.col("_conflict") | pl.col("_duplicate")
-    bad = checked.filter(flagged)
-    kept = (checked.filter(~flagged) if bad.height else checked).drop("_conflict", "_duplicate")
+    bad = checked.filter(pl.col("_conflict") | pl.col("_duplicate"))
+    kept = in_order.filter(~pl.col(LINE).is_in(bad[LINE].implode())) if bad.height else in_order
     if bad.height == 0:
         return kept, bad.with_columns(pl.lit(None, dtype=pl.String).alias("_reason"))
     # Messages are built only for the few flagged rows and the items they belong to.
-    involved = checked.join(bad.select(key).unique(), on=key, how="semi")
     first_line = involved.group_by(key).agg(pl.col(LINE).min().alias("_first"))
     first_by_annotator = involved.group_by(key, "annotator_id").agg(
         pl.col(LINE).min().alias("_first_dup")
@@ -558,6 +571,17 @@ def check_consistency(
         ignore_nulls=True,
     )
     return kept, bad.with_columns(reason.alias("_reason"))
+
+
+def _key_hash(column: pl.Expr, seed: int = 11) -> pl.Expr:
+    return column.hash(seed)
+
+
+def _flagged(frame: pl.DataFrame, key: pl.Expr, pair: pl.Expr, text_hash: pl.Expr) -> pl.Series:
+    """Rows whose text hash differs from their key's first row, or whose (key, annotator)
+    `pair` came before."""
+    conflict = text_hash != text_hash.first().over(key)
+    return frame.select(conflict | ~pair.is_first_distinct()).to_series()
 
 
 def _as_rejected(rows: pl.DataFrame, original_columns: list[str]) -> pl.DataFrame:

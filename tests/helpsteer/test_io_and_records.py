@@ -164,6 +164,22 @@ def test_duplicates_and_conflicting_item_text(tmp_path):
     assert "text differs from line 1" in reasons[3]
 
 
+def test_key_hash_collisions_reject_nothing_more(tmp_path, monkeypatch):
+    """The first pass groups by hashed keys; if every key and annotator hashed alike,
+    only the rows the text keys flag may still be rejected."""
+    import helpsteer.records as records
+
+    rows = [rating(item, f"u{n}", [n % 5] * 5) for item in "abcd" for n in range(3)]
+    rows += [rating("b", "u1", [4] * 5), rating("c", "u9", [1] * 5, prompt="changed")]
+    path = write_jsonl(tmp_path / "r.jsonl", rows)
+    _, honest = _validate(path)
+    monkeypatch.setattr(records, "_key_hash", lambda column, seed=11: pl.lit(0, pl.UInt64))
+    _, colliding = _validate(path)
+    assert colliding.good["_line"].to_list() == honest.good["_line"].to_list()
+    assert colliding.rejected.to_dicts() == honest.rejected.to_dicts()
+    assert sorted(honest.rejected["line"]) == [13, 14]
+
+
 def test_item_id_is_derived_when_absent(tmp_path):
     rows = [rating("x", f"u{i}", [1, 1, 1, 1, 1]) for i in range(2)]
     for r in rows:
