@@ -154,3 +154,19 @@ def test_a_long_error_is_one_unwrapped_line(tmp_path):
     assert result.exit_code == 2
     assert f"{missing}: config file not found" in result.stderr.replace("\n", "\n")
     assert len(result.stderr.strip().splitlines()) == 1
+
+
+def test_the_entry_point_leaves_what_a_command_made_out_of_exit_s_collections(monkeypatch):
+    import gc
+
+    from helpsteer import cli
+
+    monkeypatch.setattr(sys, "argv", ["hs", "--version"])
+    gc.unfreeze()
+    try:
+        with pytest.raises(SystemExit) as done:
+            cli.main()
+        assert done.value.code == 0
+        assert gc.get_freeze_count() > 0
+    finally:
+        gc.unfreeze()
