@@ -18,6 +18,17 @@ def test_split_is_deterministic_seeded_and_fractional():
     assert 0.17 < share < 0.23
 
 
+def test_a_prompt_s_split_is_its_blake2b_draw():
+    import hashlib
+
+    prompts = pl.Series([f"prompt {i}" for i in range(500)] + ["é", "", "a\x00b"])
+    got = dict(assign_splits(prompts, 0.3, seed=7).iter_rows())
+    for prompt in prompts:
+        digest = hashlib.blake2b(f"7\x00{prompt}".encode(), digest_size=8).digest()
+        draw = int.from_bytes(digest, "big") / 2**64
+        assert got[prompt] == ("validation" if draw < 0.3 else "train"), prompt
+
+
 def _ratings():
     return pl.DataFrame(
         {
