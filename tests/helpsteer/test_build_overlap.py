@@ -269,7 +269,8 @@ def test_a_stage_s_modules_are_imported_in_a_thread_and_a_missing_one_is_left(
         "t.PREPARED['thread'] = threading.current_thread().name\n"
         "t.GATE.set()\n"
     )
-    monkeypatch.syspath_prepend(str(tmp_path))
+    # not monkeypatch.syspath_prepend: it trips on a pkg_resources stub other tests leave
+    monkeypatch.setattr(sys, "path", [str(tmp_path), *sys.path])
     monkeypatch.delitem(sys.modules, "hs_test_slow_module", raising=False)
     _run(tmp_path, ["test_overlap.makes", "test_overlap.imports"])
     assert RAN_BESIDE["imported"] is True
