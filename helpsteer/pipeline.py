@@ -138,17 +138,22 @@ def _ahead(fn: Callable[[Tables, Any], Any], tables: Tables, config: Any) -> Fut
     return future
 
 
-def _import_ahead(modules: list[str]) -> None:
+def _import_ahead(modules: list[str]) -> threading.Thread | None:
     """Import `modules` in a daemon thread; a failed import is left to the stage that
-    needs the module, which imports it again and reports the error."""
+    needs the module, which imports it again and reports the error. A stage that lists
+    imports starts only once the thread is done: two threads importing overlapping
+    module trees at once can deadlock in importlib."""
 
     def work() -> None:
         for module in dict.fromkeys(modules):
             with contextlib.suppress(Exception):  # the stage's own import reports it
                 importlib.import_module(module)
 
-    if modules:
-        threading.Thread(target=work, name="stage-imports", daemon=True).start()
+    if not modules:
+        return None
+    thread = threading.Thread(target=work, name="stage-imports", daemon=True)
+    thread.start()
+    return thread
 
 
 def _load_plugins() -> None:
@@ -366,7 +371,7 @@ class Pipeline:
         if self.shard is not None:
             first["shard"] = self.shard.label
         fingerprint = start or _digest(first)
-        _import_ahead([m for planned in self.stages for m in planned.spec.imports])
+        importing = _import_ahead([m for planned in self.stages for m in planned.spec.imports])
         head_starts: dict[int, Future] = {}
         for index, planned in enumerate(self.stages):
             spec = planned.spec
@@ -385,6 +390,8 @@ class Pipeline:
                 run_info=run_info,
                 head_start=head_starts.pop(index, None),
             )
+            if spec.imports and importing is not None:
+                importing.join()
             self._start_ahead(index, tables, head_starts)
             started = time.perf_counter()
             cache = self.cache_dir / f"{planned.name}-{fingerprint[:20]}"
