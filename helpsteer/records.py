@@ -528,13 +528,11 @@ def check_consistency(
     # with a suspect row is checked again with its text.
     hashed = _key_hash(pl.col(key))
     pair = hashed ^ _key_hash(pl.col("annotator_id"), 12)
-    suspects = _flagged(in_order, hashed, pair, text_hash)
-    suspect_keys = in_order.filter(suspects).select(key).unique()
+    conflict, duplicate = _flags(hashed, pair, text_hash)
+    suspect_keys = in_order.filter(conflict | duplicate).select(key).unique()
     involved = in_order.join(suspect_keys, on=key, how="semi").sort(LINE)
-    checked = involved.with_columns(
-        (text_hash != text_hash.first().over(key)).alias("_conflict"),
-        (~pl.struct(key, "annotator_id").is_first_distinct()).alias("_duplicate"),
-    )
+    conflict, duplicate = _flags(pl.col(key), pl.struct(key, "annotator_id"), text_hash)
+    checked = involved.with_columns(conflict.alias("_conflict"), duplicate.alias("_duplicate"))
     bad = checked.filter(pl.col("_conflict") | pl.col("_duplicate"))
     kept = in_order.filter(~pl.col(LINE).is_in(bad[LINE].implode())) if bad.height else in_order
     if bad.height == 0:
@@ -577,11 +575,10 @@ def _key_hash(column: pl.Expr, seed: int = 11) -> pl.Expr:
     return column.hash(seed)
 
 
-def _flagged(frame: pl.DataFrame, key: pl.Expr, pair: pl.Expr, text_hash: pl.Expr) -> pl.Series:
-    """Rows whose text hash differs from their key's first row, or whose (key, annotator)
-    `pair` came before."""
-    conflict = text_hash != text_hash.first().over(key)
-    return frame.select(conflict | ~pair.is_first_distinct()).to_series()
+def _flags(key: pl.Expr, pair: pl.Expr, text_hash: pl.Expr) -> tuple[pl.Expr, pl.Expr]:
+    """(the row's text hash differs from its key's first row's, its (key, annotator)
+    `pair` came before)."""
+    return text_hash != text_hash.first().over(key), ~pair.is_first_distinct()
 
 
 def _as_rejected(rows: pl.DataFrame, original_columns: list[str]) -> pl.DataFrame:
