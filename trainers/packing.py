@@ -60,12 +60,12 @@ def _sdpa_varlen(module, query, key, value, attention_mask, dropout=0.0, scaling
     }
     window = kw.get("sliding_window")
     shared = kw.get("packed_shared")
-    if shared is not None:
-        outs = _shared_prompt_attention(query, key, value, lengths, shared, options)
-        return torch.cat(outs, dim=2).transpose(1, 2).contiguous(), None
     parts = zip(*(x.split(lengths, dim=2) for x in (query, key, value)), strict=True)
     outs = []
-    for q, k, v in parts:
+    for n, (q, k, v) in enumerate(parts):
+        if shared is not None:
+            outs.append(_shared_prompt_attention(q, k, v, *shared[n], options))
+            continue
         mask = _band(q.shape[2], window, query.device)
         out = F.scaled_dot_product_attention(
             q, k, v, attn_mask=mask, is_causal=mask is None, **options
@@ -74,31 +74,19 @@ def _sdpa_varlen(module, query, key, value, attention_mask, dropout=0.0, scaling
     return torch.cat(outs, dim=2).transpose(1, 2).contiguous(), None
 
 
-def _shared_prompt_attention(query, key, value, lengths, shared, options) -> list[torch.Tensor]:
-    """Attention of pairs laid out as prompt + chosen + rejected (see the module doc): the
-    outputs of each pair's prompt + chosen part and of its rejected part, in row order.
-
-    q, k and v are split once into every pair's two parts, not per pair (whose backward
-    made three more cats per pair and layer): 26,247 vs 25,899 real tokens/s, median of 3
-    runs taking turns on the benchmark's tiny model, so within the runs' spread.
-    """
-    parts = []
-    for (prompt, chosen), total in zip(shared, lengths, strict=True):
-        parts += [prompt + chosen, total - prompt - chosen]
-    qs, ks, vs = (x.split(parts, dim=2) for x in (query, key, value))
-    outs = []
-    for n, (prompt, _chosen) in enumerate(shared):
-        q_first, q_rej = qs[2 * n], qs[2 * n + 1]
-        k_first, k_rej = ks[2 * n], ks[2 * n + 1]
-        v_first, v_rej = vs[2 * n], vs[2 * n + 1]
-        outs.append(
-            F.scaled_dot_product_attention(q_first, k_first, v_first, is_causal=True, **options)
-        )
-        keys = torch.cat([k_first[:, :, :prompt], k_rej], dim=2)
-        values = torch.cat([v_first[:, :, :prompt], v_rej], dim=2)
-        mask = _rejected_mask(prompt, q_rej.shape[2], query.device)
-        outs.append(F.scaled_dot_product_attention(q_rej, keys, values, attn_mask=mask, **options))
-    return outs
+def _shared_prompt_attention(q, k, v, prompt: int, chosen: int, options: dict) -> torch.Tensor:
+    """Attention of one pair laid out as prompt + chosen + rejected (see the module doc)."""
+    first = prompt + chosen
+    rejected = q.shape[2] - first
+    q_first, q_rej = q.split([first, rejected], dim=2)
+    k_first, k_rej = k.split([first, rejected], dim=2)
+    v_first, v_rej = v.split([first, rejected], dim=2)
+    out_first = F.scaled_dot_product_attention(q_first, k_first, v_first, is_causal=True, **options)
+    keys = torch.cat([k_first[:, :, :prompt], k_rej], dim=2)
+    values = torch.cat([v_first[:, :, :prompt], v_rej], dim=2)
+    mask = _rejected_mask(prompt, rejected, q.device)
+    out_rej = F.scaled_dot_product_attention(q_rej, keys, values, attn_mask=mask, **options)
+    return torch.cat([out_first, out_rej], dim=2)
 
 
 @lru_cache(maxsize=256)
