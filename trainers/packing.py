@@ -64,7 +64,7 @@ def _sdpa_varlen(module, query, key, value, attention_mask, dropout=0.0, scaling
     outs = []
     for n, (q, k, v) in enumerate(parts):
         if shared is not None:
-            outs.append(_shared_prompt_attention(q, k, v, *shared[n], options))
+            outs.extend(_shared_prompt_attention(q, k, v, *shared[n], options))
             continue
         mask = _band(q.shape[2], window, query.device)
         out = F.scaled_dot_product_attention(
@@ -74,8 +74,10 @@ def _sdpa_varlen(module, query, key, value, attention_mask, dropout=0.0, scaling
     return torch.cat(outs, dim=2).transpose(1, 2).contiguous(), None
 
 
-def _shared_prompt_attention(q, k, v, prompt: int, chosen: int, options: dict) -> torch.Tensor:
-    """Attention of one pair laid out as prompt + chosen + rejected (see the module doc)."""
+def _shared_prompt_attention(q, k, v, prompt: int, chosen: int, options: dict):
+    """Attention of one pair laid out as prompt + chosen + rejected (see the module doc):
+    the outputs of prompt + chosen and of the rejected reply, concatenated by the caller
+    with every other pair's (one concatenation per layer instead of one per pair)."""
     first = prompt + chosen
     rejected = q.shape[2] - first
     q_first, q_rej = q.split([first, rejected], dim=2)
@@ -84,19 +86,21 @@ def _shared_prompt_attention(q, k, v, prompt: int, chosen: int, options: dict) -
     out_first = F.scaled_dot_product_attention(q_first, k_first, v_first, is_causal=True, **options)
     keys = torch.cat([k_first[:, :, :prompt], k_rej], dim=2)
     values = torch.cat([v_first[:, :, :prompt], v_rej], dim=2)
-    mask = _rejected_mask(prompt, rejected, q.device)
+    mask = _rejected_mask(prompt, rejected, q.dtype, q.device)
     out_rej = F.scaled_dot_product_attention(q_rej, keys, values, attn_mask=mask, **options)
-    return torch.cat([out_first, out_rej], dim=2)
+    return out_first, out_rej
 
 
 @lru_cache(maxsize=256)
-def _rejected_mask(prompt: int, rejected: int, device) -> torch.Tensor:
+def _rejected_mask(prompt: int, rejected: int, dtype, device) -> torch.Tensor:
     """[rejected reply: all of the prompt, causal over itself]: reply token i sees key j
     when j <= prompt + i. The same for every layer of a forward, so built once per shape
-    (SDPA only reads it)."""
+    (SDPA only reads it); additive (0 or -inf) because SDPA converts a boolean mask to
+    that on every call."""
     keys = torch.arange(prompt + rejected, device=device)
     queries = torch.arange(prompt, prompt + rejected, device=device)
-    return keys[None, :] <= queries[:, None]
+    hidden = keys[None, :] > queries[:, None]
+    return torch.zeros(hidden.shape, dtype=dtype, device=device).masked_fill(hidden, float("-inf"))
 
 
 def _band(n: int, window: int | None, device) -> torch.Tensor | None:

@@ -227,8 +227,9 @@ class Trainer:
         self.autocast = use_bf16(cfg, d.device) and not d.sharded and d.device.type == "cuda"
         params = [p for p in model.parameters() if p.requires_grad]
         o = cfg.optim
+        # One fused kernel per step instead of a dozen foreach passes (TRL's default too).
         self.optim = torch.optim.AdamW(
-            params, lr=o.lr, betas=o.betas, eps=o.eps, weight_decay=o.weight_decay
+            params, lr=o.lr, betas=o.betas, eps=o.eps, weight_decay=o.weight_decay, fused=True
         )
         per_epoch = len(self.train.samples.samples) // o.batch_size
         if per_epoch == 0:
