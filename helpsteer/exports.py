@@ -119,14 +119,34 @@ def regression(table: pl.DataFrame, system: str = STEERLM_SYSTEM) -> pl.DataFram
         for s in NEMO_ALIGNER_SLOTS
     ]
     return table.select(text.alias("text"), pl.concat_list(slots).alias("label")).with_columns(
-        messages(table, "prompt", "response")
+        conversation(table)
     )
 
 
 def regression_columns(table: pl.DataFrame) -> pl.DataFrame:
-    return table.select("prompt", "response", *ATTRIBUTES).insert_column(
-        0, messages(table, "prompt", "response")
-    )
+    return table.select("prompt", "response", *ATTRIBUTES).insert_column(0, conversation(table))
+
+
+CONVERSATION = "_messages"
+"""A ratings table's column holding `messages(prompt, response)` when `prepare` made it."""
+_CONVERSATION_FORMATS = ("regression", "regression_columns", "steerlm")
+
+
+def conversation(table: pl.DataFrame) -> pl.Series:
+    """`messages(table, "prompt", "response")`, from the prepared column when there is one."""
+    if CONVERSATION in table.columns:
+        return table[CONVERSATION].alias("messages")
+    return messages(table, "prompt", "response")
+
+
+def prepare(tables: dict[str, pl.DataFrame], formats) -> dict[str, pl.DataFrame]:
+    """The tables with what several formats share made once: the ratings' conversations
+    (regression, regression_columns and steerlm each built them: 0.17 s apiece on 200k
+    rows). A format selects its own columns, so the extra column never reaches a file."""
+    if "ratings" not in tables or sum(f in _CONVERSATION_FORMATS for f in formats) < 2:
+        return tables
+    ratings = tables["ratings"]
+    return {**tables, "ratings": ratings.with_columns(conversation(ratings).alias(CONVERSATION))}
 
 
 def _decided(table: pl.DataFrame) -> pl.DataFrame:
@@ -180,7 +200,7 @@ def steerlm(table: pl.DataFrame) -> pl.DataFrame:
     )
     frame = (
         table.select(attribute_string.alias("_attrs"))
-        .with_columns(messages(table, "prompt", "response").alias("_messages"))
+        .with_columns(conversation(table).alias("_messages"))
         .with_row_index("_row")
     )
     turns = (

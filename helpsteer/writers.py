@@ -56,6 +56,7 @@ def write_exports(ctx: StageContext, tables: Tables, cfg) -> dict[str, dict[str,
     # A run killed mid-write leaves temporaries; this run must not leave them in place.
     sweep_leftovers(ctx.out_dir)
     formats = [f for f in cfg.formats if _source(f)[0] in tables]
+    tables = exports.prepare(tables, formats)
     steps = len(formats) * len(SPLITS) * (len(cfg.file_types) + cfg.datasets_folder)
     counts: dict[str, dict[str, int]] = {}
     with ctx.reporter.task("export", total=steps) as bar, ThreadPoolExecutor(WRITERS) as pool:

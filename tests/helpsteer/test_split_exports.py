@@ -100,3 +100,17 @@ def test_dpo_prompt_messages_and_single_assistant_replies():
     assert out["prompt"].to_list()[0] == [{"role": "user", "content": "P1"}]
     assert out["chosen"].to_list()[1] == [{"role": "assistant", "content": "great"}]
     assert out.height == 2
+
+
+def test_prepared_conversations_give_the_same_exports_and_stay_out_of_them():
+    table = _ratings()
+    names = ["ratings", "regression", "regression_columns", "steerlm"]
+    prepared = exports.prepare({"ratings": table}, names)["ratings"]
+    assert exports.CONVERSATION in prepared.columns
+    for name in names:
+        make = exports.RATINGS_FORMATS[name]
+        out = make(prepared)
+        assert out.equals(make(table)), name
+        assert exports.CONVERSATION not in out.columns, name
+    # one format alone gains nothing from sharing: the table is left as it is
+    assert exports.prepare({"ratings": table}, ["regression"])["ratings"] is table
