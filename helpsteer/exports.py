@@ -200,12 +200,12 @@ def steerlm(table: pl.DataFrame) -> pl.DataFrame:
     )
     frame = (
         table.select(attribute_string.alias("_attrs"))
-        .with_columns(conversation(table).alias("_messages"))
+        .with_columns(conversation(table).alias(CONVERSATION))
         .with_row_index("_row")
     )
     turns = (
-        frame.explode("_messages")
-        .unnest("_messages")
+        frame.explode(CONVERSATION)
+        .unnest(CONVERSATION)
         .with_columns(
             pl.when(pl.col("role") == "assistant")
             .then(pl.col("_attrs"))
