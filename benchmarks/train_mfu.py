@@ -15,7 +15,11 @@ trains it with `hs train rm`'s Trainer (bf16 compute, BT loss; packed micro-batc
 
 (N: non-embedding parameters, L layers, H hidden size, T the token-weighted mean sequence
 length sum(len^2) / sum(len); PaLM's accounting, attention not halved for causality;
-padding is never counted as useful work). It trains in one process, unsharded with bf16
+padding is never counted as useful work). MFU is observed tokens/s against what the peak
+would allow at the model's FLOPs per token, so the work our trainer skips (a BT pair's
+shared prompt computed once, the last layer at the reward tokens only) counts as achieved,
+as PaLM's definition has it: `computed / real tokens` and the packing line are printed
+beside it, and with `--packing off` neither applies. It trains in one process, unsharded with bf16
 autocast: on one GPU an FSDP2 shard would be the whole model (`hs train rm --nproc N`
 shards over N GPUs). The peak comes from the GPU name (H100 SXM / H200: 989 TFLOP/s,
 H100 PCIe: 756, A100: 312) or --peak-tflops. Tokens/s spans
@@ -194,8 +198,12 @@ def main() -> None:
         f"seq {args.seq}, {args.batch} pairs/step ({args.micro} per micro-batch), "
         f"{summary['step']} steps in {summary['train_seconds']:.1f} s"
     )
-    print(f"tokens/s: {summary['tokens_per_s']:,.0f} (padded fraction "
-          f"{summary['padded_fraction']:.3f}); model TFLOP/s: {achieved / 1e12:.1f}")  # fmt: skip
+    print(
+        f"tokens/s: {summary['tokens_per_s']:,.0f} (padded fraction "
+        f"{summary['padded_fraction']:.3f}, computed / real tokens "
+        f"{summary['computed_per_token']:.3f}); model TFLOP/s: {achieved / 1e12:.1f}"
+    )
+    print(f"packing {summary['packing']}")
     if peak:
         print(f"MFU: {achieved / (peak * 1e12):.1%} of {peak:.0f} TFLOP/s bf16 peak")
     memory = torch.cuda.max_memory_allocated() / 2**30 if cuda else None
@@ -212,6 +220,7 @@ def main() -> None:
             "steps": summary["step"],
             "tokens_per_s": summary["tokens_per_s"],
             "padded_fraction": summary["padded_fraction"],
+            "computed_per_token": summary["computed_per_token"],
             "train_seconds": summary["train_seconds"],
             "model_tflops": achieved / 1e12,
             "mfu": achieved / (peak * 1e12) if peak else None,

@@ -255,6 +255,7 @@ class Trainer:
     def _plan_packing(self, model) -> None:
         """Pack micro-batches when the config asks and the base can; say why not otherwise."""
         self.pack_attn, self.token_scores, self.share_prompt = None, None, False
+        self.reward_tokens = False
         requested = self.cfg.model.attn_implementation
         if not self.cfg.data.packing:
             self._no_packing(model, "off (data.packing = false): padded batches")
@@ -284,13 +285,31 @@ class Trainer:
                 f"(attention {check}); padded batches",
             )
             return
-        packing.set_attention(model, attn)
-        self.pack_attn, self.token_scores = attn, scores
         self.packing_note = f"on: one flat row per micro-batch, attention {attn}"
         self.share_prompt = self._can_share_prompt(model, attn)
         if self.share_prompt:
             self.packing_note += ", each pair's shared prompt computed once"
+        # Checked before the switch to `attn`: the check's padded reference needs the base's.
+        self.reward_tokens = self._prune_last_layer(model, scores, probe, check)
+        packing.set_attention(model, attn)
+        self.pack_attn, self.token_scores = attn, scores
         self.rep.note(f"packing {self.packing_note}")
+
+    def _prune_last_layer(self, model, scores, probe, check: str) -> bool:
+        """The last layer at the reward tokens only, when the base allows it and the
+        rewards come out the same on the probe sequences."""
+        why = packing.prune_last_layer(model, self.cfg.data.max_length)
+        if why is None:
+            error = packing.packing_error(
+                model, scores, probe, self.tok.pad_token_id, check, reward_tokens=True
+            )
+            if error <= 1e-4:
+                self.packing_note += ", last layer at the reward tokens only"
+                return True
+            packing.unprune_last_layer(model)
+            why = f"its rewards differ from the full layer's by {error:.2e}"
+        self.packing_note += f", last layer in full ({why})"
+        return False
 
     def _can_share_prompt(self, model, attn: str) -> bool:
         """Shared prompts need pairs, our kernel, and full causal attention (no window)."""
@@ -329,7 +348,7 @@ class Trainer:
             packed = self._pack(seqs, pairs)
             with self._autocast():
                 logits = packing.packed_scores(
-                    self.model, self.token_scores, packed, self.pack_attn
+                    self.model, self.token_scores, packed, self.pack_attn, self.reward_tokens
                 )
             return logits.float(), sum(len(q) for q in seqs), packed.bounds[-1]
         ids, mask = pad_batch(seqs, self.tok.pad_token_id, self.cfg.data.padding_side)

@@ -62,6 +62,7 @@ def test_packed_decoder_equals_padded_for_every_loss(loss, tiny_llama, request, 
     packed = _trainer(tiny_llama, data, tmp_path, loss, pack=True)
     padded = _trainer(tiny_llama, data, tmp_path, loss, pack=False)
     assert packed.pack_attn == packing.KERNEL and padded.pack_attn is None
+    assert packed.reward_tokens and "reward tokens only" in packed.packing_note
     (real_a, total_a), (real_b, total_b) = _compare(packed, padded)
     assert real_a == real_b  # same real tokens
     # No padding; Bradley-Terry pairs also compute their shared prompt once.
@@ -115,8 +116,8 @@ def test_a_base_whose_attention_crosses_sequences_falls_back(
 ):
     real_kwargs = packing.Packed.model_kwargs
 
-    def one_sequence(self, attn):  # as if the base ignored the sequence boundaries
-        kwargs = real_kwargs(self, attn)
+    def one_sequence(self, attn, reward_tokens=False):  # as if the base ignored the boundaries
+        kwargs = real_kwargs(self, attn, reward_tokens)
         kwargs["packed_lengths"] = [self.bounds[-1]]
         return kwargs
 
