@@ -67,8 +67,10 @@ class DataGroup(_Group):
     packing: bool = Field(
         True,
         description="Padding-free micro-batches: all sequences of a micro-batch in one row "
-        "with per-sequence position_ids (decoder bases; encoders keep padded batches). "
-        "false: pad each micro-batch to its longest sequence.",
+        "with per-sequence position_ids (decoder bases; encoders keep padded batches); on "
+        "Llama, Mistral and Qwen bases the last layer computes only each sequence's reward "
+        "token (same rewards and gradients). false: pad each micro-batch to its longest "
+        "sequence.",
     )
     share_prompt: bool = Field(
         True,

@@ -81,6 +81,21 @@ def test_last_layer_at_reward_tokens_equals_the_full_layer(arch, shared):
         assert gap <= 1e-4 * grad.abs().max() + 1e-8, name
 
 
+def test_pruned_layer_under_activation_checkpointing_equals_the_full_layer():
+    from trainers.model import enable_activation_checkpointing
+
+    model = _model("llama")
+    enable_activation_checkpointing(model)
+    assert packing.prune_last_layer(model, max_length=64) is None
+    head = packing.TokenScores(packing.reward_head(model))
+    packed = packing.pack_pairs(CHOSEN, REJECTED, "cpu")
+    full, full_grads = _rewards_and_grads(model, head, packed, reward_tokens=False)
+    pruned, pruned_grads = _rewards_and_grads(model, head, packed, reward_tokens=True)
+    assert torch.allclose(pruned, full, atol=1e-5)
+    for name, grad in full_grads.items():
+        assert (pruned_grads[name] - grad).abs().max() <= 1e-4 * grad.abs().max() + 1e-8, name
+
+
 def test_reward_keys_follow_each_sequence_and_shared_prompt():
     packed = packing.pack_pairs([[1, 2, 3, 4], [9, 8]], [[1, 2, 5], [7]], "cpu")
     assert packed.reward_keys().int().tolist() == [
