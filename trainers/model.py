@@ -127,9 +127,14 @@ def apply_lora(model: nn.Module, cfg: TrainConfig) -> nn.Module:
     return get_peft_model(model, lora)
 
 
+def base_model(model: nn.Module) -> nn.Module:
+    """The transformers model under a PEFT (LoRA) wrapper, or the model itself."""
+    return model.get_base_model() if hasattr(model, "get_base_model") else model
+
+
 def _block_modules(model: nn.Module) -> list[nn.Module]:
     """The transformer blocks to shard one by one (the model's own no-split classes)."""
-    base = model.get_base_model() if hasattr(model, "get_base_model") else model
+    base = base_model(model)
     classes = set(getattr(base, "_no_split_modules", None) or [])
     return [m for m in model.modules() if type(m).__name__ in classes]
 
@@ -155,7 +160,7 @@ def use_bf16(cfg: TrainConfig, device: torch.device) -> bool:
 
 
 def enable_activation_checkpointing(model: nn.Module) -> None:
-    base = model.get_base_model() if hasattr(model, "get_base_model") else model
+    base = base_model(model)
     kwargs = {"use_reentrant": False}
     if hasattr(base, "activation_checkpointing_enable"):  # transformers >= 5 name
         base.activation_checkpointing_enable(activation_checkpointing_kwargs=kwargs)

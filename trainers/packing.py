@@ -43,6 +43,7 @@ through `__call__`, are unchanged.
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import lru_cache
@@ -50,6 +51,8 @@ from types import MethodType
 
 import torch
 import torch.nn.functional as F
+
+from trainers.model import base_model
 
 KERNEL = "sdpa_varlen"
 FLASH = ("flash_attention_2", "flash_attention_3")
@@ -283,7 +286,7 @@ def reward_head(model) -> torch.nn.Module | None:
     sequence's end is the same reward. Encoders pool [CLS] through their own pooler
     (`classifier`), and transformers' bidirectional masks ignore position_ids: no packing.
     """
-    base = model.get_base_model() if hasattr(model, "get_base_model") else model
+    base = base_model(model)
     if getattr(base.config, "is_encoder_decoder", False):
         return None
     head = getattr(base, "score", None)
@@ -302,12 +305,12 @@ def kernel_for(requested: str | None, device: torch.device) -> str:
 def set_attention(model, name: str) -> None:
     if name == KERNEL:
         register_kernel()
-    base = model.get_base_model() if hasattr(model, "get_base_model") else model
+    base = base_model(model)
     base.set_attn_implementation(name)
 
 
 def attention_of(model) -> str:
-    base = model.get_base_model() if hasattr(model, "get_base_model") else model
+    base = base_model(model)
     return base.config._attn_implementation
 
 
@@ -318,7 +321,7 @@ PRUNABLE = ("llama", "mistral", "qwen2", "qwen3")
 def prune_last_layer(model, max_length: int) -> str | None:
     """Make the last decoder layer compute only the reward tokens of packed inputs given
     `reward_tokens` (see the module doc); None when done, else why not."""
-    base = model.get_base_model() if hasattr(model, "get_base_model") else model
+    base = base_model(model)
     config = base.config
     if config.model_type not in PRUNABLE:
         return f"{config.model_type} is not one of the pre-norm decoders {', '.join(PRUNABLE)}"
@@ -333,7 +336,7 @@ def prune_last_layer(model, max_length: int) -> str | None:
 
 
 def unprune_last_layer(model) -> None:
-    base = model.get_base_model() if hasattr(model, "get_base_model") else model
+    base = base_model(model)
     base.model.layers[-1].__dict__.pop("forward", None)
 
 
@@ -348,8 +351,13 @@ def _reward_tokens_forward(
     attn = layer.self_attn
     normed = layer.input_layernorm(hidden_states)
     cos, sin = position_embeddings
-    query = _rotate(_heads(attn, "q", normed[:, reward_tokens]), cos, sin, reward_tokens)
-    key = _rotate(_heads(attn, "k", normed), cos, sin)
+    # The base's own rotary function; it rotates two tensors at the same positions, and
+    # the queries are at other positions than the keys, so each call keeps one output.
+    rotary = sys.modules[type(attn).__module__].apply_rotary_pos_emb
+    query = _heads(attn, "q", normed[:, reward_tokens])
+    query = rotary(query, query, cos[:, reward_tokens], sin[:, reward_tokens])[0]
+    key = _heads(attn, "k", normed)
+    key = rotary(key, key, cos, sin)[1]
     value = _heads(attn, "v", normed)
     out = F.scaled_dot_product_attention(
         query,
@@ -372,15 +380,6 @@ def _heads(attn, name: str, x: torch.Tensor) -> torch.Tensor:
     out = getattr(attn, f"{name}_proj")(x).unflatten(-1, (-1, attn.head_dim))
     norm = getattr(attn, f"{name}_norm", None)
     return (norm(out) if norm is not None else out).transpose(1, 2)
-
-
-def _rotate(x: torch.Tensor, cos, sin, tokens: torch.Tensor | None = None) -> torch.Tensor:
-    """Rotary embedding in the halves layout of these bases, at `tokens` when given."""
-    if tokens is not None:
-        cos, sin = cos[:, tokens], sin[:, tokens]
-    cos, sin = cos[:, None], sin[:, None]
-    first, second = x.chunk(2, dim=-1)
-    return x * cos + torch.cat((-second, first), dim=-1) * sin
 
 
 @torch.no_grad()
@@ -407,8 +406,8 @@ def packing_error(
         padded = model(input_ids=ids, attention_mask=mask, use_cache=False).logits.float()
         head.take()
         set_attention(model, attn)
-        packed = pack(seqs, ids.device)
-        packed = packed_scores(model, head, packed, attn, reward_tokens).float()
+        packed = packed_scores(model, head, pack(seqs, ids.device), attn, reward_tokens)
+        packed = packed.float()
     finally:
         set_attention(model, reference)
         model.train(was_training)

@@ -48,6 +48,7 @@ from trainers.losses import get_loss
 from trainers.metrics import MetricsSink, pairwise, per_attribute
 from trainers.model import (
     ModelError,
+    base_model,
     choose_pad_token,
     enable_activation_checkpointing,
     export_hf,
@@ -217,7 +218,7 @@ class Trainer:
         if cfg.parallel.activation_checkpointing:
             enable_activation_checkpointing(model)
         self._plan_packing(model)
-        self.hf_config = (model.get_base_model() if cfg.lora.enabled else model).config
+        self.hf_config = base_model(model).config
         if d.sharded:
             # Shard first: FSDP2 moves only this rank's shards to the mesh's device.
             model = wrap_fsdp(model, cfg, d.mesh, d.device)
@@ -262,7 +263,7 @@ class Trainer:
             return
         head = packing.reward_head(model)
         if head is None:
-            base = model.get_base_model() if hasattr(model, "get_base_model") else model
+            base = base_model(model)
             self._no_packing(
                 model,
                 f"off: {type(base).__name__} reads its reward through a pooled first token, "
@@ -313,7 +314,7 @@ class Trainer:
 
     def _can_share_prompt(self, model, attn: str) -> bool:
         """Shared prompts need pairs, our kernel, and full causal attention (no window)."""
-        base = model.get_base_model() if hasattr(model, "get_base_model") else model
+        base = base_model(model)
         window = getattr(base.config, "sliding_window", None)
         return (
             self.cfg.data.share_prompt

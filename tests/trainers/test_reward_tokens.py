@@ -128,7 +128,10 @@ def test_bases_the_pruned_layer_does_not_fit_say_why():
 def test_trainer_keeps_the_full_layer_when_pruned_rewards_differ(
     tiny_llama, bt_file, tmp_path, monkeypatch
 ):
-    monkeypatch.setattr(packing, "_rotate", lambda x, cos, sin, tokens=None: x)  # wrong math
+    def every_key(self):  # wrong: each reward token attends across sequences
+        return torch.ones(len(self.last_tokens), self.bounds[-1], dtype=torch.bool)
+
+    monkeypatch.setattr(packing.Packed, "reward_keys", every_key)
     raw = make_config(tiny_llama, bt_file, tmp_path, objective={"loss": "bt_plain"})
     trainer = Trainer(validate_config(raw), Dist(), Reporter(quiet=True))
     trainer.setup()
