@@ -362,7 +362,8 @@ def _odd_keys(columns: list[str]) -> pl.Expr:
 
 
 def _apply_rechecks(frame: pl.DataFrame, suspects: pl.DataFrame):
-    none = pl.Series(TYPE_ERRORS, [None] * frame.height, dtype=pl.List(pl.String))
+    # Not a Python list of Nones: 0.07-0.5 s for 1 M rows, this under 1 ms.
+    none = pl.Series(TYPE_ERRORS, dtype=pl.List(pl.String)).extend_constant(None, frame.height)
     if suspects.height == 0:
         return _numbered(frame).with_columns(none), _no_unreadable()
     text_cols = {c for c, t in frame.schema.items() if t == pl.String}

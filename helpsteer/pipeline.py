@@ -247,6 +247,10 @@ class StageContext:
     """The `info` of every stage that ran before this one, by stage name."""
     head_start: Future | None = None
     """The stage's `prepare` started early (see StageSpec.prepare)."""
+    fingerprint: str = ""
+    """The fingerprint of the stage's output when it is known as the stage starts (its
+    inputs, config and everything before it); empty for a stage whose fingerprint needs
+    its inputs' hashes still being computed."""
 
     def prepared(self, compute: Callable[[], Any]) -> Any:
         """The result of the stage's `prepare`: from its head start (its exception
@@ -389,6 +393,7 @@ class Pipeline:
                 reporter=reporter,
                 run_info=run_info,
                 head_start=head_starts.pop(index, None),
+                fingerprint="" if later else fingerprint,
             )
             if spec.imports and importing is not None:
                 importing.join()

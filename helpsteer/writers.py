@@ -17,6 +17,7 @@ old and new code taking turns: export 3.75-3.80 s -> 2.83-2.91 s with 3 threads
 
 from __future__ import annotations
 
+import hashlib
 import os
 import re
 import shutil
@@ -79,7 +80,9 @@ def write_exports(ctx: StageContext, tables: Tables, cfg) -> dict[str, dict[str,
                     writing.append(task)
             if cfg.datasets_folder and splits:
                 folder = ctx.out_dir / "datasets" / fmt
-                writing.append(pool.submit(_write_datasets, splits, folder, fmt, arrows))
+                prints = {split: _fingerprint(ctx.fingerprint, fmt, split) for split in splits}
+                task = pool.submit(_write_datasets, splits, folder, fmt, arrows, prints)
+                writing.append(task)
             # the bar's steps for files not written (missing splits) and the folder's
             # steps beyond the one its write advances
             folder_steps = len(SPLITS) * cfg.datasets_folder - bool(cfg.datasets_folder and splits)
@@ -138,19 +141,24 @@ def _arrow(frame: pl.DataFrame, fmt: str):
 
 
 def _write_datasets(
-    splits: dict[str, pl.DataFrame], path: Path, fmt: str = "", arrows: dict | None = None
+    splits: dict[str, pl.DataFrame],
+    path: Path,
+    fmt: str = "",
+    arrows: dict | None = None,
+    fingerprints: dict[str, str] | None = None,
 ) -> None:
     import datasets
 
     datasets.disable_progress_bars()
     arrows = arrows or {}
-    # Handing `datasets` a fingerprint (polars' row hashes, milliseconds) spares it from
-    # hashing every table itself, which cost 1.5 s per million rows.
+    fingerprints = fingerprints or {}
+    # Handing `datasets` a fingerprint spares it from hashing every table itself, which
+    # cost 1.5 s per million rows.
     folder = datasets.DatasetDict(
         {
             name: datasets.Dataset(
                 arrows[name] if name in arrows else _arrow(frame, fmt),
-                fingerprint=_fingerprint(frame),
+                fingerprint=fingerprints.get(name) or _content_fingerprint(frame),
             )
             for name, frame in splits.items()
         }
@@ -159,7 +167,18 @@ def _write_datasets(
         folder.save_to_disk(str(tmp))
 
 
-def _fingerprint(frame: pl.DataFrame) -> str:
+def _fingerprint(stage: str, fmt: str, split: str) -> str:
+    """A split's fingerprint from the export stage's own (its inputs' content hashes and
+    every stage's config): it names the same table whenever it is the same, as
+    `datasets` fingerprints transforms, at no cost. polars' row hashes of the tables
+    cost 0.1 s (alone) to 0.35 s (beside the writers) on the 1.3 M-annotation benchmark.
+    Empty when the stage's fingerprint is not known yet."""
+    if not stage:
+        return ""
+    return hashlib.blake2b(f"{stage}\0{fmt}\0{split}".encode(), digest_size=8).hexdigest()
+
+
+def _content_fingerprint(frame: pl.DataFrame) -> str:
     return f"{frame.hash_rows().sum():016x}-{frame.height}"
 
 

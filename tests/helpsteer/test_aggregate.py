@@ -1,3 +1,5 @@
+import re
+
 import polars as pl
 import pytest
 
@@ -120,3 +122,34 @@ def test_justification_split_first_sentence():
     out = frame.select(split_justification())
     assert out["statement"].to_list() == ["One.", "No punctuation", "Q?", ""]
     assert out["elaboration"].to_list() == ["Two three.", "", "A.", ""]
+
+
+def _first_sentence(text: str) -> tuple[str, str]:
+    """The rule as a regex on one string: the definition the expressions must follow."""
+    text = text.strip()
+    match = re.match(r"(?s)^\s*(.*?[.!?])(?:\s+|$)", text)
+    statement = match.group(1) if match else text
+    return statement, text[len(statement) :].strip()
+
+
+def test_justification_split_matches_the_regex_rule_on_unicode_and_edges():
+    texts = [
+        "",
+        "   ",
+        "End.",
+        "Héllo wörld! Then more.",
+        "a.b. c",
+        "Why?\nBecause.",
+        "日本語です。 Then. x",
+        "Ünïcode first… then? yes. more",
+        "x.\u00a0y",
+        "Dots... and more",
+        "  lead. trail  ",
+        "?",
+        "a!b?c. d!",
+        "emoji 🙂. after",
+    ]
+    out = pl.DataFrame({"justification": texts}).select(split_justification())
+    assert list(zip(out["statement"], out["elaboration"], strict=True)) == [
+        _first_sentence(t) for t in texts
+    ]

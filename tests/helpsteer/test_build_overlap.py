@@ -246,6 +246,40 @@ def test_no_cache_run_has_the_same_fingerprint_as_a_cached_run(tmp_path):
     assert fingerprint("changed", "--no-cache") != cached
 
 
+def test_datasets_folders_get_the_export_stage_fingerprint_per_split(tmp_path):
+    import json
+
+    import datasets
+
+    r, p = _inputs(tmp_path)
+
+    def prints(name, *extra):
+        out = tmp_path / name
+        args = ["build-dataset", "-q", "--ratings", str(r), "--preferences", str(p)]
+        assert runner.invoke(app, [*args, "--out", str(out), "--no-cache", *extra]).exit_code == 0
+        folders = sorted((out / "datasets").iterdir())
+        found = {
+            (folder.name, split.name): json.loads((split / "state.json").read_text())[
+                "_fingerprint"
+            ]
+            for folder in folders
+            for split in folder.iterdir()
+            if split.is_dir()
+        }
+        assert datasets.load_from_disk(str(out / "datasets" / "bt"))["train"].num_rows
+        return found
+
+    first = prints("first")
+    assert len(set(first.values())) == len(first)  # one per format and split
+    assert prints("again") == first
+    # another config or other input content: other tables, other fingerprints
+    other = prints("other", "--set", "aggregate.drop_ties=true")
+    assert not set(other.values()) & set(first.values())
+    raw_ratings(40, 4, seed=7).write_ndjson(r)
+    changed = prints("changed")
+    assert not set(changed.values()) & set(first.values())
+
+
 # --- modules a stage needs, imported from the pipeline's start -------------------------------
 
 
