@@ -117,10 +117,19 @@ def timed_child(command: list[str], log: Path) -> tuple[float, float]:
     return float(seconds), int(max_rss_kib) / 1024
 
 
-def run_ours(ratings: Path, preferences: Path, out: Path) -> tuple[float, float]:
-    hs = shutil.which("hs")
+def hs_command() -> str:
+    """The `hs` installed for this interpreter, else the one on PATH: a version
+    manager's shim (pyenv's) adds 0.06 s of shell scripts to every run and may pick
+    another interpreter."""
+    beside = Path(sys.executable).parent / "hs"
+    hs = str(beside) if beside.is_file() else shutil.which("hs")
     if hs is None:
         sys.exit("`hs` is not on PATH: run `pip install -e .` in the repository first")
+    return hs
+
+
+def run_ours(ratings: Path, preferences: Path, out: Path) -> tuple[float, float]:
+    hs = hs_command()
     command = [hs, "build-dataset", "--ratings", str(ratings), "--preferences", str(preferences)]
     command += ["--out", str(out), "--no-cache", "-q"]
     return timed_child(command, out.parent / f"{out.name}.log")
