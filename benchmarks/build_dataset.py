@@ -4,7 +4,8 @@ preference annotations (`--scale 0.1` for a quick run).
     python benchmarks/build_dataset.py [--scale 1.0] [--repeat 1]
 
 - ours: `hs build-dataset --ratings R --preferences P --out OUT --no-cache -q` in a
-  subprocess: wall seconds and its peak RSS (`os.wait4` in a tiny launcher process).
+  subprocess: wall seconds, its peak RSS and its CPU seconds (user + system, every
+  thread; `os.wait4` in a tiny launcher process).
   `--repeat N` keeps the best of N runs for ours and peer (b).
 - peer (a), "per-line Python": the way NeMo-Aligner's preprocessing scripts work.
   `json.loads` per line, dicts grouped per item, Python loops for the 3 most agreeing
@@ -20,7 +21,9 @@ preference annotations (`--scale 0.1` for a quick run).
 - peer (b), "I/O floor": `pl.read_ndjson` of the two inputs, then writing our own export
   tables (loaded from our run's Parquet files before the clock starts) as Parquet and
   JSON Lines per split plus `datasets` folders. No validation, aggregation, agreement,
-  split, card or stage cache: the least any implementation must spend on I/O.
+  split, card or stage cache: the least any implementation must spend on I/O. Its
+  reading and writing seconds and its CPU seconds are printed too: with ours' CPU
+  seconds they show how much of ours is work beyond the floor's on a 2-core machine.
 
 Targets (issue #16): ours/(b) <= 2, peak RSS of ours <= 3x the in-memory size (polars
 `estimated_size()`) of the two raw tables. (a)/ours is printed with (a)/(b), the most
@@ -96,13 +99,14 @@ started = time.perf_counter()
 proc = subprocess.Popen(sys.argv[2:])
 _, status, usage = os.wait4(proc.pid, 0)
 with open(sys.argv[1], "w") as handle:
-    handle.write(f"{time.perf_counter() - started} {usage.ru_maxrss}")
+    cpu = usage.ru_utime + usage.ru_stime
+    handle.write(f"{time.perf_counter() - started} {usage.ru_maxrss} {cpu}")
 sys.exit(os.waitstatus_to_exitcode(status))
 """
 
 
-def timed_child(command: list[str], log: Path) -> tuple[float, float]:
-    """Run a command; (wall seconds, peak RSS in MiB of that command alone)."""
+def timed_child(command: list[str], log: Path) -> tuple[float, float, float]:
+    """Run a command; (wall seconds, peak RSS in MiB, CPU seconds) of that command alone."""
     measured = log.with_suffix(".rusage")
     with open(log, "wb") as handle:
         code = subprocess.call(
@@ -113,8 +117,8 @@ def timed_child(command: list[str], log: Path) -> tuple[float, float]:
     if code != 0:
         tail = log.read_text(errors="replace")[-2000:]
         sys.exit(f"{' '.join(command)} exited with {code}:\n{tail}")
-    seconds, max_rss_kib = measured.read_text().split()
-    return float(seconds), int(max_rss_kib) / 1024
+    seconds, max_rss_kib, cpu = measured.read_text().split()
+    return float(seconds), int(max_rss_kib) / 1024, float(cpu)
 
 
 def hs_command() -> str:
@@ -128,14 +132,14 @@ def hs_command() -> str:
     return hs
 
 
-def run_ours(ratings: Path, preferences: Path, out: Path) -> tuple[float, float]:
+def run_ours(ratings: Path, preferences: Path, out: Path) -> tuple[float, float, float]:
     hs = hs_command()
     command = [hs, "build-dataset", "--ratings", str(ratings), "--preferences", str(preferences)]
     command += ["--out", str(out), "--no-cache", "-q"]
     return timed_child(command, out.parent / f"{out.name}.log")
 
 
-def run_peer_a(ratings: Path, preferences: Path, out: Path) -> tuple[float, float]:
+def run_peer_a(ratings: Path, preferences: Path, out: Path) -> tuple[float, float, float]:
     command = [sys.executable, __file__, "--peer-a", str(ratings), str(preferences), str(out)]
     return timed_child(command, out.parent / f"{out.name}.log")
 
@@ -591,14 +595,19 @@ def load_our_exports(ours: Path) -> dict[str, dict[str, object]]:
     return tables
 
 
-def peer_b(ratings: Path, preferences: Path, tables: dict, out: Path) -> tuple[float, int]:
-    """(seconds, in-memory bytes of the two raw tables as polars reads them)."""
+def peer_b(ratings: Path, preferences: Path, tables: dict, out: Path) -> tuple[float, int, dict]:
+    """(seconds, in-memory bytes of the two raw tables as polars reads them, the seconds
+    of reading and the CPU seconds of the whole, all threads)."""
+    import resource
+
     import datasets
     import polars as pl
 
     datasets.disable_progress_bars()
+    before = resource.getrusage(resource.RUSAGE_SELF)
     started = time.perf_counter()
     raw = [pl.read_ndjson(ratings), pl.read_ndjson(preferences)]
+    read = time.perf_counter() - started
     for fmt, by_split in tables.items():
         for split, frame in by_split.items():
             (out / fmt).mkdir(parents=True, exist_ok=True)
@@ -609,7 +618,9 @@ def peer_b(ratings: Path, preferences: Path, tables: dict, out: Path) -> tuple[f
         )
         folder.save_to_disk(str(out / "datasets" / fmt))
     seconds = time.perf_counter() - started
-    return seconds, sum(frame.estimated_size() for frame in raw)
+    after = resource.getrusage(resource.RUSAGE_SELF)
+    cpu = after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime
+    return seconds, sum(frame.estimated_size() for frame in raw), {"read_s": read, "cpu_s": cpu}
 
 
 # --- checking peer (a) against ours ------------------------------------------------------
@@ -700,10 +711,14 @@ def report(figures: dict, checks: dict[str, list[str]]) -> None:
     ours, a, b = figures["ours_s"], figures["peer_a_s"], figures["peer_b_s"]
     peak, size = figures["ours_rss_mib"], figures["input_mib"]
     print()
-    print(f"{'':36}{'seconds':>10}{'peak RSS MiB':>14}")
-    print(f"{'ours: hs build-dataset':36}{ours:>10.2f}{peak:>14.0f}")
-    print(f"{'peer (a): per-line pure Python':36}{a:>10.2f}{figures['peer_a_rss_mib']:>14.0f}")
-    print(f"{'peer (b): polars I/O floor':36}{b:>10.2f}{'(in process)':>14}")
+    print(f"{'':36}{'seconds':>10}{'peak RSS MiB':>14}{'CPU s':>8}")
+    print(f"{'ours: hs build-dataset':36}{ours:>10.2f}{peak:>14.0f}{figures['ours_cpu_s']:>8.1f}")
+    a_rss, a_cpu = figures["peer_a_rss_mib"], figures["peer_a_cpu_s"]
+    print(f"{'peer (a): per-line pure Python':36}{a:>10.2f}{a_rss:>14.0f}{a_cpu:>8.1f}")
+    b_cpu = figures["peer_b_cpu_s"]
+    print(f"{'peer (b): polars I/O floor':36}{b:>10.2f}{'(in process)':>14}{b_cpu:>8.1f}")
+    read = figures["peer_b_read_s"]
+    print(f"{'  of which reading / writing':36}{read:>10.2f} / {b - read:.2f}")
     print()
     print(f"ratio (a)/ours            {a / ours:8.1f}x")
     print(f"ratio ours/(b)            {ours / b:8.2f}x   target <= 2x   {verdict(ours / b <= 2)}")
@@ -763,18 +778,18 @@ def main() -> None:
     load_before = os.getloadavg()[0]
     print(f"inputs: {ratings.name}, {preferences.name}")
     print("running ours ...", flush=True)
-    ours_s, ours_rss = best_of(
+    ours_s, ours_rss, ours_cpu = best_of(
         args.repeat, lambda: run_ours(ratings, preferences, outs["ours"]), outs["ours"]
     )
     manifest = json.loads((outs["ours"] / "manifest.json").read_text())
     tables = load_our_exports(outs["ours"])
     print("running peer (b) ...", flush=True)
-    peer_b_s, input_bytes = best_of(
+    peer_b_s, input_bytes, peer_b_parts = best_of(
         args.repeat, lambda: peer_b(ratings, preferences, tables, outs["peer_b"]), outs["peer_b"]
     )
     print("running peer (a) ...", flush=True)
     settle()
-    peer_a_s, peer_a_rss = run_peer_a(ratings, preferences, outs["peer_a"])
+    peer_a_s, peer_a_rss, peer_a_cpu = run_peer_a(ratings, preferences, outs["peer_a"])
     summary = json.loads((outs["peer_a"] / "summary.json").read_text())
     checks = {
         "ratings + preference labels": compare_labels(outs["ours"], outs["peer_a"], tables),
@@ -785,6 +800,10 @@ def main() -> None:
     figures = {
         "ours_s": ours_s,
         "ours_rss_mib": ours_rss,
+        "ours_cpu_s": ours_cpu,
+        "peer_a_cpu_s": peer_a_cpu,
+        "peer_b_read_s": peer_b_parts["read_s"],
+        "peer_b_cpu_s": peer_b_parts["cpu_s"],
         "peer_a_s": peer_a_s,
         "peer_a_rss_mib": peer_a_rss,
         "peer_b_s": peer_b_s,
