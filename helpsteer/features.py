@@ -23,6 +23,7 @@ Importing this module is cheap; `datasets` is imported only when features are as
 
 from __future__ import annotations
 
+import json
 from functools import cache
 
 import polars as pl
@@ -231,76 +232,70 @@ def hub_hs3(table: pl.DataFrame, fmt: str) -> pl.DataFrame:
 
 
 # --- datasets / Arrow: the declared features ----------------------------------------------
+# Made without importing `datasets` (0.7 s of CPU, the largest import of an
+# `hs build-dataset` run): the Hub's columns are strings, int64s and lists of structs of
+# those, whose Arrow types and `datasets` feature JSON do not change. The tests check both
+# against what `datasets` itself makes of them (tests/helpsteer/test_hub_features.py).
 
 
-def _list_of(item):
-    import datasets
-
-    # datasets 4 spells a list feature `List`; 2.x and 3.x take a one-element Python list,
-    # which is what their JSON builder infers for a list of objects.
-    if hasattr(datasets, "List"):
-        return datasets.List(item)
-    return [item]
-
-
-@cache
-def ratings_features():
-    """`datasets.Features` of nvidia/HelpSteer2's default config."""
-    import datasets
-
-    string, int64 = datasets.Value("string"), datasets.Value("int64")
-    return datasets.Features(
-        {"prompt": string, "response": string, **dict.fromkeys(ATTRIBUTES, int64)}
-    )
-
-
-@cache
-def preference_features():
-    """`datasets.Features` of nvidia/HelpSteer2's `preference` data (data_dir "preference")."""
-    import datasets
-
-    string, int64 = datasets.Value("string"), datasets.Value("int64")
-    three = {"statement": string, "elaboration": string, "strength": int64}
-    everything = {"strength": int64, "justification": string}
-    return datasets.Features(
-        {
-            "split": string,
-            "prompt": string,
-            "response_1": string,
-            "response_2": string,
-            "preference_strength": int64,
-            "preference_statement": string,
-            "preference_elaboration": string,
-            "three_most_similar_preferences": _list_of(three),
-            "all_preferences_unprocessed": _list_of(everything),
-        }
-    )
-
-
-def _feature(dtype: pl.DataType):
-    """The `datasets` feature the JSON builder infers for a column of this polars type."""
-    import datasets
+def _arrow_type(dtype: pl.DataType):
+    import pyarrow as pa
 
     if isinstance(dtype, pl.List):
-        return _list_of(_feature(dtype.inner))
+        return pa.list_(_arrow_type(dtype.inner))
     if isinstance(dtype, pl.Struct):
-        return {f.name: _feature(f.dtype) for f in dtype.fields}
-    return datasets.Value("int64" if dtype == pl.Int64 else "string")
+        return pa.struct([(f.name, _arrow_type(f.dtype)) for f in dtype.fields])
+    if dtype == pl.Int64:
+        return pa.int64()
+    if dtype == pl.String:
+        return pa.string()
+    raise TypeError(f"no Hub feature for the polars type {dtype}")
+
+
+def _feature_json(dtype: pl.DataType):
+    """The feature of this polars type as `Features.to_dict` writes it. A list is a
+    one-item JSON list: every `datasets` from 2.19 on reads that form (4.x and later as a
+    `List`), while 4.x's own `{"_type": "List"}` is unknown to 2.x and 3.x."""
+    if isinstance(dtype, pl.List):
+        return [_feature_json(dtype.inner)]
+    if isinstance(dtype, pl.Struct):
+        return {f.name: _feature_json(f.dtype) for f in dtype.fields}
+    return {"dtype": "int64" if dtype == pl.Int64 else "string", "_type": "Value"}
+
+
+def features_json(fmt: str) -> dict:
+    """The Hub's features of export format `fmt` as `datasets` stores them in JSON."""
+    return {name: _feature_json(dtype) for name, dtype in HUB_SCHEMAS[fmt].items()}
 
 
 @cache
-def hs3_features(fmt: str):
-    """`datasets.Features` of an nvidia/HelpSteer3 config, e.g. "hs3_preference"."""
+def hub_arrow_schema(fmt: str):
+    """The Hub's Arrow schema of export format `fmt`, with the `huggingface` metadata
+    (the features) that `datasets` writes into Parquet and Arrow files."""
+    import pyarrow as pa
+
+    metadata = {"huggingface": json.dumps({"info": {"features": features_json(fmt)}})}
+    fields = [(name, _arrow_type(dtype)) for name, dtype in HUB_SCHEMAS[fmt].items()]
+    return pa.schema(fields, metadata=metadata)
+
+
+@cache
+def hub_features(fmt: str):
+    """`datasets.Features` of the Hub's export format `fmt` ("ratings", "preference",
+    "hs3_...")."""
     import datasets
 
-    return datasets.Features({c: _feature(t) for c, t in HS3_SCHEMAS[fmt].items()})
+    return datasets.Features.from_dict(features_json(fmt))
 
 
-def hub_features(fmt: str):
-    """The Hub's features for export format `fmt` ("ratings", "preference", "hs3_...")."""
-    if fmt in HS3_SCHEMAS:
-        return hs3_features(fmt)
-    return {"ratings": ratings_features, "preference": preference_features}[fmt]()
+def ratings_features():
+    """`datasets.Features` of nvidia/HelpSteer2's default config."""
+    return hub_features("ratings")
+
+
+def preference_features():
+    """`datasets.Features` of nvidia/HelpSteer2's `preference` data (data_dir "preference")."""
+    return hub_features("preference")
 
 
 _CAST_ROWS = 65_536
@@ -316,7 +311,7 @@ def to_arrow(frame: pl.DataFrame, fmt: str):
     """
     import pyarrow as pa
 
-    schema = hub_features(fmt).arrow_schema
+    schema = hub_arrow_schema(fmt)
     table = frame.to_arrow()
     batches = [b.cast(schema) for b in table.to_batches(max_chunksize=_CAST_ROWS)]
     return pa.Table.from_batches(batches, schema=schema)

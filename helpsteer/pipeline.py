@@ -92,8 +92,9 @@ class StageSpec:
 
     imports: tuple[str, ...] = ()
     """Modules the stage imports when it runs; the pipeline imports them in a thread
-    from its start, where they cost little beside the stages before (`datasets` takes
-    0.5 s to import, most of it Python the main thread would otherwise run alone)."""
+    from its start, where they cost little beside the stages before (the card's
+    matplotlib takes 0.5 s to import, most of it Python the main thread would otherwise
+    run alone)."""
 
     def rowwise(self, config: Any) -> bool:
         return self.shardable(config) if callable(self.shardable) else self.shardable

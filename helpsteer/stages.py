@@ -531,7 +531,7 @@ class ExportConfig(StageConfig):
         return value
 
 
-@stage("export", ExportConfig, cacheable=False, keeps_tables=True, imports=("datasets",))
+@stage("export", ExportConfig, cacheable=False, keeps_tables=True, imports=("pyarrow.parquet",))
 def export(ctx: StageContext, tables: Tables, cfg: ExportConfig):
     """Write every export format, per split, into the output folder."""
     from helpsteer.writers import write_exports

@@ -1,7 +1,7 @@
 """Writing export tables: Parquet and JSON Lines per split, and `datasets` folders.
 
 The files of one format are written by a few threads at once: polars' and pyarrow's
-writers and the Arrow writes inside `datasets.save_to_disk` release the GIL, so the
+writers release the GIL (`datasets` folders too: helpsteer.disk_datasets), so the
 JSON Lines encoding of one file, the Parquet encoding of another and the kernel's
 copying of a third overlap instead of waiting for each other. Meanwhile this thread
 makes the next format's tables; a format's writes start only once the previous
@@ -28,6 +28,7 @@ import polars as pl
 
 from helpsteer import exports, features
 from helpsteer.atomic import TEMP_PREFIX, atomic_path
+from helpsteer.disk_datasets import save_dataset_dict
 from helpsteer.pipeline import StageContext, Tables
 from helpsteer.split import SPLITS
 
@@ -147,24 +148,19 @@ def _write_datasets(
     arrows: dict | None = None,
     fingerprints: dict[str, str] | None = None,
 ) -> None:
-    import datasets
-
-    datasets.disable_progress_bars()
     arrows = arrows or {}
     fingerprints = fingerprints or {}
-    # Handing `datasets` a fingerprint spares it from hashing every table itself, which
-    # cost 1.5 s per million rows.
-    folder = datasets.DatasetDict(
-        {
-            name: datasets.Dataset(
-                arrows[name] if name in arrows else _arrow(frame, fmt),
-                fingerprint=fingerprints.get(name) or _content_fingerprint(frame),
-            )
-            for name, frame in splits.items()
-        }
-    )
+    tables = {
+        name: arrows[name] if name in arrows else _arrow(frame, fmt)
+        for name, frame in splits.items()
+    }
+    # A given fingerprint spares hashing every table, which cost 1.5 s per million rows.
+    prints = {
+        name: fingerprints.get(name) or _content_fingerprint(frame)
+        for name, frame in splits.items()
+    }
     with atomic_path(path) as tmp:
-        folder.save_to_disk(str(tmp))
+        save_dataset_dict(tables, tmp, prints)
 
 
 def _fingerprint(stage: str, fmt: str, split: str) -> str:
