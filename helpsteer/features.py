@@ -254,8 +254,9 @@ def _arrow_type(dtype: pl.DataType):
 
 def _feature_json(dtype: pl.DataType):
     """The feature of this polars type as `Features.to_dict` writes it. A list is a
-    one-item JSON list: every `datasets` from 2.19 on reads that form (4.x and later as a
-    `List`), while 4.x's own `{"_type": "List"}` is unknown to 2.x and 3.x."""
+    one-item JSON list, the form `datasets` 2.x and 3.x write and 4.x and later still
+    read (as a `List`; tested with 5.2), while 4.x's own `{"_type": "List"}` is unknown
+    to 2.x and 3.x."""
     if isinstance(dtype, pl.List):
         return [_feature_json(dtype.inner)]
     if isinstance(dtype, pl.Struct):
