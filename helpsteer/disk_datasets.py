@@ -10,9 +10,9 @@ A folder is what `datasets.load_from_disk` opens:
 
 Shards are cut as `save_to_disk` cuts them: one per started 500 MB of the table (never
 more than rows), rows dealt out contiguously, the first shards one row longer; an empty
-table gets one file with its schema, which `load_from_disk` opens. Without
-features in the files `load_from_disk` infers them from the Arrow schema, as
-`datasets.Dataset(table)` does.
+table gets one file with its schema, which `load_from_disk` opens. Without features in
+the files `load_from_disk` infers them from the Arrow schema, as `datasets.Dataset(table)`
+does.
 
 Why not `save_to_disk` itself: on the 1.3 M-annotation benchmark
 (benchmarks/build_dataset.py) the seven export formats' folders took 0.79-0.86 s of CPU

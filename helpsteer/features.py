@@ -234,8 +234,10 @@ def hub_hs3(table: pl.DataFrame, fmt: str) -> pl.DataFrame:
 # --- datasets / Arrow: the declared features ----------------------------------------------
 # Made without importing `datasets` (0.7 s of CPU, the largest import of an
 # `hs build-dataset` run): the Hub's columns are strings, int64s and lists of structs of
-# those, whose Arrow types and `datasets` feature JSON do not change. The tests check both
-# against what `datasets` itself makes of them (tests/helpsteer/test_hub_features.py).
+# those, whose Arrow types and `datasets` feature JSON do not change. The tests check the
+# features against what `datasets` infers from Hub-shaped files (test_hub_features.py,
+# test_helpsteer3.py) and the Arrow schema against the one `datasets` derives from the
+# features (test_disk_datasets.py).
 
 
 def _arrow_type(dtype: pl.DataType):

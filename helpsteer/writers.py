@@ -154,7 +154,8 @@ def _write_datasets(
         name: arrows[name] if name in arrows else _arrow(frame, fmt)
         for name, frame in splits.items()
     }
-    # A given fingerprint spares hashing every table, which cost 1.5 s per million rows.
+    # The export stage's fingerprint (`_fingerprint`); polars' row hashes of the table
+    # only for a caller without one.
     prints = {
         name: fingerprints.get(name) or _content_fingerprint(frame)
         for name, frame in splits.items()
