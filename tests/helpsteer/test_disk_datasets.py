@@ -11,9 +11,12 @@ import polars as pl
 import pyarrow as pa
 import pyarrow.ipc as ipc
 import pytest
+from typer.testing import CliRunner
 
 from helpsteer import disk_datasets, exports
+from helpsteer.cli import app
 from helpsteer.features import HUB_SCHEMAS, hub_arrow_schema, hub_features, to_arrow
+from tests.helpsteer.builders import preference, write_jsonl
 
 
 def _hub_preference(rows: int) -> pa.Table:
@@ -148,3 +151,20 @@ def test_hub_arrow_schema_is_the_one_datasets_derives_from_the_features(fmt):
     assert ours.equals(wanted, check_metadata=False)
     stored = json.loads(ours.metadata[b"huggingface"])["info"]["features"]
     assert datasets.Features.from_dict(stored) == hub_features(fmt)
+
+
+def test_an_export_with_no_rows_still_opens_with_load_from_disk(tmp_path):
+    """Only ties: the Bradley-Terry export has no pairs, and its folder still loads."""
+    prefs = write_jsonl(
+        tmp_path / "prefs.jsonl",
+        [preference(f"p{i}", f"u{k}", 0, "Both are the same.") for i in range(8) for k in range(3)],
+    )
+    out = tmp_path / "out"
+    result = CliRunner().invoke(
+        app, ["build-dataset", "-q", "--preferences", str(prefs), "--out", str(out)]
+    )
+    assert result.exit_code == 0, result.output
+    bt = datasets.load_from_disk(str(out / "datasets" / "bt"))
+    assert sum(len(split) for split in bt.values()) == 0
+    assert "chosen" in bt["train"].column_names
+    assert len(datasets.load_from_disk(str(out / "datasets" / "preference"))["train"]) > 0
