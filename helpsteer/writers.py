@@ -144,21 +144,18 @@ def _arrow(frame: pl.DataFrame, fmt: str):
 def _write_datasets(
     splits: dict[str, pl.DataFrame],
     path: Path,
-    fmt: str = "",
-    arrows: dict | None = None,
-    fingerprints: dict[str, str] | None = None,
+    fmt: str,
+    arrows: dict,
+    fingerprints: dict[str, str],
 ) -> None:
-    arrows = arrows or {}
-    fingerprints = fingerprints or {}
     tables = {
         name: arrows[name] if name in arrows else _arrow(frame, fmt)
         for name, frame in splits.items()
     }
     # The export stage's fingerprint (`_fingerprint`); polars' row hashes of the table
-    # only for a caller without one.
+    # only while that is not known yet (it is empty then).
     prints = {
-        name: fingerprints.get(name) or _content_fingerprint(frame)
-        for name, frame in splits.items()
+        name: fingerprints[name] or _content_fingerprint(frame) for name, frame in splits.items()
     }
     with atomic_path(path) as tmp:
         save_dataset_dict(tables, tmp, prints)
