@@ -244,13 +244,17 @@ def _write_jsonl(frame: pl.DataFrame, path: Path) -> None:
 
 
 def manifest(config: BuildConfig, result: PipelineResult, side: dict, seconds: float) -> dict:
+    from helpsteer.stages import as_input_specs
+
     inputs = []
     for entry in config.stages:
         if entry.uses == "load":
             extra = entry.model_extra or {}
             for role in ("ratings", "preferences"):
-                for item in extra.get(role) or []:
-                    path = item["path"] if isinstance(item, dict) else item
+                # The stage's own coercion: a lone path string is one input, not one per
+                # character (the "/" of "data/x.jsonl" was hashed as the whole disk).
+                for item in as_input_specs(extra.get(role)):
+                    path = item["path"] if isinstance(item, dict) else item.path
                     inputs.append({"role": role, "path": path, "sha256": file_fingerprint(path)})
     return {
         "tool": "hs build-dataset",

@@ -42,7 +42,8 @@ class InputSpec(StageConfig):
     )
 
 
-def _as_specs(value):
+def as_input_specs(value) -> list:
+    """A load input as written (a path, a spec, or a list of either) as a list of specs."""
     if value is None:
         return []
     items = value if isinstance(value, list) else [value]
@@ -65,7 +66,7 @@ class LoadConfig(StageConfig):
         "differently is one item; 'none' keeps the text as it is.",
     )
 
-    _coerce = field_validator("ratings", "preferences", mode="before")(_as_specs)
+    _coerce = field_validator("ratings", "preferences", mode="before")(as_input_specs)
 
 
 def _load_fingerprint(cfg: LoadConfig) -> str:

@@ -3,6 +3,7 @@
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import polars as pl
 import pytest
@@ -218,6 +219,23 @@ def test_config_file_overrides_and_errors(tmp_path):
     config.write_text("[[stages]]\nuses = 'frobnicate'\n")
     result = _build(config)
     assert result.exit_code == 2 and "unknown stage 'frobnicate'" in result.output
+
+
+def test_an_input_given_as_one_path_string_is_one_input_in_the_manifest(tmp_path):
+    r, p = _inputs(tmp_path)
+    (tmp_path / "data").mkdir()
+    r.rename(tmp_path / "data" / "ratings.jsonl")
+    config = tmp_path / "pipe.toml"
+    config.write_text(
+        f'out = "{tmp_path / "o"}"\n[[stages]]\nuses = "load"\nratings = "data/ratings.jsonl"\n'
+        '[[stages]]\nuses = "aggregate"\n[[stages]]\nuses = "split"\n'
+        '[[stages]]\nuses = "export"\nformats = ["ratings"]\n'
+    )
+    result = _build(config)
+    assert result.exit_code == 0, result.output
+    inputs = json.loads((tmp_path / "o" / "manifest.json").read_text())["inputs"]
+    assert [i["role"] for i in inputs] == ["ratings"]
+    assert Path(inputs[0]["path"]) == tmp_path / "data" / "ratings.jsonl"
 
 
 def test_rerun_reuses_cache_and_gives_identical_output(tmp_path):
