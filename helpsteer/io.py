@@ -96,9 +96,23 @@ def read_table(
         return _read_folder(path, source, hub)
     if path.is_file():
         return _read_file(path, source)
-    if re.fullmatch(r"[\w.-]+/[\w.-]+", source):
+    if _looks_like_hub_id(source):
         return _read_hub(source, source, hub)
+    if re.fullmatch(r"[\w.-]+/[\w.-]+", source):  # a local path that only looks like an id
+        raise InputError(f"{source}: no such file or folder")
     raise InputError(f"{source}: no such file or folder, and not a Hub dataset id (owner/name)")
+
+
+DATA_SUFFIXES = (".jsonl", ".ndjson", ".json", ".gz", ".parquet", ".csv", ".tsv", ".arrow")
+
+
+def _looks_like_hub_id(source: str) -> bool:
+    """owner/name, but not ./x, ../x or a data file's name: a mistyped local path would
+    otherwise wait through the Hub client's retries (25 s offline) before its error."""
+    if not re.fullmatch(r"[\w.-]+/[\w.-]+", source):
+        return False
+    owner, name = source.split("/")
+    return owner not in (".", "..") and not name.lower().endswith(DATA_SUFFIXES)
 
 
 JSON_SUFFIXES = (".jsonl", ".jsonl.gz", ".ndjson", ".json", ".json.gz")

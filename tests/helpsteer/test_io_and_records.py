@@ -4,6 +4,7 @@ import json
 import polars as pl
 import pytest
 
+import helpsteer.io as hio
 from helpsteer.io import InputError, read_table
 from helpsteer.records import ColumnError, Kind, detect_kind, validate
 from tests.helpsteer.builders import preference, rating, write_jsonl
@@ -295,3 +296,19 @@ def test_a_duplicate_key_after_the_sample_is_rejected_and_new_keys_still_kept(
     assert read.frame["_line"].to_list() == [1, 2, 3]
     assert "note" in read.frame.columns  # as polars reads it with every row's keys
     assert "duplicate key 'prompt'" in read.unreadable["reason"].item()
+
+
+@pytest.mark.parametrize("source", ["data/nothere.jsonl", "./nothere", "../x", "out/a.parquet"])
+def test_a_missing_local_path_is_not_looked_up_on_the_hub(source, monkeypatch, tmp_path):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(hio, "_read_hub", lambda *a: pytest.fail(f"{source} went to the Hub"))
+    with pytest.raises(InputError, match="no such file or folder"):
+        hio.read_table(source)
+
+
+def test_an_owner_slash_name_still_goes_to_the_hub(monkeypatch, tmp_path):
+    monkeypatch.chdir(tmp_path)
+    asked = []
+    monkeypatch.setattr(hio, "_read_hub", lambda name, *a: asked.append(name))
+    hio.read_table("nvidia/HelpSteer2")
+    assert asked == ["nvidia/HelpSteer2"]
