@@ -33,6 +33,7 @@ KIND_OPTION = typer.Option(
 KINDS = ("auto", "rating", "preference", "hs3_preference", "feedback", "edit")
 USAGE = 2
 FAILED = 1
+SQLITE_HEADER = b"SQLite format 3\x00"
 
 
 def _fail(message: str, code: int = FAILED) -> None:
@@ -50,6 +51,26 @@ def _check_kind(kind: str) -> None:
         _usage(f"--kind: expected one of {', '.join(KINDS)}, got {kind!r}")
 
 
+def _check_db(db: Path) -> None:
+    """Refuse a --db that exists but is no SQLite file before anything opens it: opening
+    would raise deep inside sqlite3, and init_db would chmod the mistyped file to 0600."""
+    if not db.exists():
+        return
+    try:
+        with db.open("rb") as f:
+            header = f.read(len(SQLITE_HEADER))
+    except OSError as exc:
+        _usage(f"--db: cannot read {db}: {exc.strerror or exc}")
+    # SQLite takes an empty file for a new database, so that one is fine.
+    if header and header != SQLITE_HEADER:
+        _usage(f"--db: {db} is not an SQLite database")
+
+
+def _check_port(port: int) -> None:
+    if not 0 <= port <= 65535:
+        _usage(f"--port: expected 1-65535 (0: any free port), got {port}")
+
+
 def _import(dataset: str, db: Path, kind: str, rejected: Path | None) -> None:
     from annotation_ui import importing, store
     from helpsteer.atomic import write_text
@@ -57,6 +78,7 @@ def _import(dataset: str, db: Path, kind: str, rejected: Path | None) -> None:
     from helpsteer.progress import Reporter
 
     _check_kind(kind)
+    _check_db(db)
     reporter = Reporter.for_cli()
     try:
         result = importing.read_items(dataset, kind)
@@ -111,6 +133,7 @@ def add_user_command(
     """Create an annotator (or admin) account."""
     from annotation_ui import store
 
+    _check_db(db)
     if password_stdin:
         password = sys.stdin.readline().rstrip("\n")
     else:
@@ -135,7 +158,7 @@ def serve_command(
     k: int = typer.Option(None, "--k", help="Annotators per item (kept in the db; default 3)."),
     kind: str = KIND_OPTION,
     host: str = typer.Option("127.0.0.1", help="Address to listen on."),
-    port: int = typer.Option(8000, help="Port to listen on."),
+    port: int = typer.Option(8000, help="Port to listen on (1-65535; 0: any free port)."),
     guidelines: Path = typer.Option(
         None, help="Markdown guidelines shown beside the task (default: the shipped ones)."
     ),
@@ -178,6 +201,8 @@ def serve_command(
     for module in ("uvicorn", "fastapi"):  # before touching the db
         require(module, "ui")
 
+    _check_port(port)
+    _check_db(db)
     if dataset is not None:
         _import(dataset, db, kind, None)
     if k is not None and k < 1:
@@ -229,6 +254,7 @@ def _check_limits(max_body_bytes: int, max_form_fields: int, login_window: float
 
 
 def _run_server(settings, host: str, port: int) -> None:
+    port = _free_port(host, port)  # before any logging is set up for a server that cannot start
     import logging
 
     import uvicorn
@@ -246,6 +272,24 @@ def _run_server(settings, host: str, port: int) -> None:
     uvicorn.run(create_app(settings), host=host, port=port, log_level="warning")
 
 
+def _free_port(host: str, port: int) -> int:
+    """Bind HOST:PORT once, as uvicorn will, so that a port in use (or a host that is not
+    ours) is a usage error here rather than uvicorn's log line and its exit status 3.
+    Returns the port, the one the system picked for 0."""
+    import errno
+    import socket
+
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET  # "::1" is IPv6 only
+    try:
+        # create_server sets SO_REUSEADDR as uvicorn does: a port left in TIME_WAIT is free.
+        with socket.create_server((host, port), family=family) as sock:
+            return sock.getsockname()[1]
+    except OSError as exc:
+        if exc.errno == errno.EADDRINUSE:
+            _usage(f"--port: {host}:{port} is already in use (choose another --port)")
+        _usage(f"--host/--port: cannot listen on {host}:{port}: {exc.strerror or exc}")
+
+
 @app.command("export")
 def export_command(
     db: Path = DB_OPTION,
@@ -261,6 +305,7 @@ def export_command(
 
     if fmt not in export.FORMATS:
         _usage(f"--format: expected jsonl or parquet, got {fmt!r}")
+    _check_db(db)
     started = time.perf_counter()
     try:
         conn = store.open_existing(db)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, NoReturn
 
 import typer
 
@@ -96,7 +96,9 @@ def code(
     io: Annotated[
         Path | None, typer.Option("--io", help='JSON file: [{"stdin": ..., "stdout": ...}].')
     ] = None,
-    wall_seconds: Annotated[float, typer.Option(help="Wall-time limit per run.")] = 10.0,
+    wall_seconds: Annotated[
+        float, typer.Option(help="Wall-time limit per run, in seconds (> 0).")
+    ] = 10.0,
     unsafe_no_sandbox: Annotated[
         bool,
         typer.Option(
@@ -110,29 +112,78 @@ def code(
     Exit status 0 when it passes, 1 when it does not, 2 when it cannot be judged (no
     sandbox available, bad input).
     """
-    import json
+    import math
 
-    from judge.code import IOCase, Limits, SandboxUnavailable, judge_assert_tests, judge_io_cases
+    from judge.code import Limits, SandboxUnavailable, judge_assert_tests, judge_io_cases
 
     if (tests is None) == (io is None):
-        typer.echo("error: give exactly one of --tests and --io", err=True)
-        raise typer.Exit(2)
+        _usage("give exactly one of --tests and --io")
+    # `not > 0` alone would let nan through to the sandbox; inf would mean no wall limit.
+    if not (math.isfinite(wall_seconds) and wall_seconds > 0):
+        _usage(f"--wall-seconds: expected a number of seconds > 0, got {wall_seconds}")
     limits = Limits(wall_seconds=wall_seconds)
-    candidate = solution.read_text(encoding="utf-8")
+    candidate = _read_text(solution, "SOLUTION")
     try:
         if tests is not None:
             verdict = judge_assert_tests(
-                candidate,
-                tests.read_text(encoding="utf-8"),
-                limits,
-                unsafe_no_sandbox=unsafe_no_sandbox,
+                candidate, _read_text(tests, "--tests"), limits, unsafe_no_sandbox=unsafe_no_sandbox
             )
         else:
-            cases = [IOCase(str(c["stdin"]), str(c["stdout"])) for c in json.loads(io.read_text())]
+            cases = _read_io_cases(io)
             verdict = judge_io_cases(candidate, cases, limits, unsafe_no_sandbox=unsafe_no_sandbox)
     except SandboxUnavailable as exc:
-        typer.echo(f"error: {exc}", err=True)
-        raise typer.Exit(2) from None
+        _usage(str(exc))
     typer.echo(verdict.reason)
     typer.echo(f"isolation: {', '.join(verdict.runs[-1].isolation)}")
     raise typer.Exit(0 if verdict.passed else 1)
+
+
+def _usage(message: str) -> NoReturn:
+    """Bad input or setup: one line on stderr and exit status 2 (the `hs` convention)."""
+    typer.echo(f"error: {message}", err=True)
+    raise typer.Exit(2)
+
+
+def _read_text(path: Path, name: str) -> str:
+    try:
+        return path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        _usage(f"{name}: {path}: expected UTF-8 text, byte {exc.start} is not")
+    except OSError as exc:
+        _usage(f"{name}: cannot read {path}: {exc.strerror or exc}")
+
+
+def _read_io_cases(path: Path) -> list:
+    """The --io file as IOCases; a malformed file is a usage error naming the case."""
+    import json
+
+    text = _read_text(path, "--io")
+    try:
+        data = json.loads(text)
+    except (ValueError, RecursionError) as exc:  # RecursionError: absurdly deep nesting
+        _usage(f"--io: {path}: not valid JSON: {exc}")
+    # An empty list would "pass" without running the candidate at all.
+    if not isinstance(data, list) or not data:
+        _usage(f'--io: {path}: expected a non-empty JSON list of {{"stdin", "stdout"}} objects')
+    return [_io_case(path, i, case) for i, case in enumerate(data)]
+
+
+def _io_case(path: Path, index: int, case: object):
+    import json
+
+    from judge.code import IOCase
+
+    where = f"--io: {path}: case {index}"  # numbered from 0, as in the verdicts
+    if not isinstance(case, dict):
+        _usage(f'{where}: expected an object with "stdin" and "stdout"')
+    missing = [key for key in ("stdin", "stdout") if key not in case]
+    if missing:
+        keys = ", ".join(map(repr, case)) or "none"
+        _usage(f"{where}: missing {' and '.join(map(repr, missing))} (its keys: {keys})")
+    for key in ("stdin", "stdout"):
+        # Numbers read fine as text; null, booleans, lists and objects would turn into
+        # Python reprs ("None", "[1, 2]") that no program's output is meant to match.
+        value = case[key]
+        if isinstance(value, bool) or not isinstance(value, (str, int, float)):
+            _usage(f"{where}: {key!r}: expected text, got {json.dumps(value)[:40]}")
+    return IOCase(str(case["stdin"]), str(case["stdout"]))

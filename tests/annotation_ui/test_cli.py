@@ -105,3 +105,68 @@ def test_serve_passes_the_request_and_login_limits_to_the_app(tmp_path, monkeypa
                         ("--login-window", 0)):  # fmt: skip
         refused = invoke("serve", "--db", db, flag, value)
         assert refused.exit_code == 2 and refused.output.startswith(f"error: {flag}")
+
+
+def no_server(monkeypatch) -> dict:
+    """Stand in for uvicorn.run: records what it was asked to serve, starts nothing."""
+    import logging
+
+    import uvicorn
+
+    seen = {}
+    monkeypatch.setattr(uvicorn, "run", lambda app, **kwargs: seen.update(kwargs))
+    # _run_server adds a handler on CliRunner's stream, which is closed once the test ends.
+    monkeypatch.setattr(logging.getLogger("annotation_ui"), "handlers", [])
+    return seen
+
+
+def test_a_db_that_is_not_sqlite_is_refused_and_left_as_it_was(tmp_path, monkeypatch):
+    """A mistyped --db (a .jsonl, a JSON array) must not be opened, let alone chmodded."""
+    seen = no_server(monkeypatch)
+    items = write_jsonl(tmp_path / "good.jsonl", rating_rows(1))
+    for name, text in (("some.jsonl", '{"prompt": "p", "response": "r"}\n'),
+                       ("arr.json", "[1, 2]\n")):  # fmt: skip
+        db = tmp_path / name
+        db.write_text(text)
+        db.chmod(0o644)
+        before = db.read_bytes()
+        password = {"input": "a fine password\n"}
+        for args in (("import", items), ("add-user", "ann1", "--password-stdin"),
+                     ("serve",), ("export", "--out", tmp_path / "o")):  # fmt: skip
+            result = invoke(*args, "--db", db, **(password if args[0] == "add-user" else {}))
+            assert result.exit_code == 2, result.output
+            assert result.output == f"error: --db: {db} is not an SQLite database\n"
+            assert db.read_bytes() == before and db.stat().st_mode & 0o777 == 0o644
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["arr.json", "good.jsonl", "some.jsonl"]
+    assert seen == {}
+
+
+def test_serve_refuses_a_port_out_of_range_before_touching_the_db(tmp_path, monkeypatch):
+    seen = no_server(monkeypatch)
+    db = tmp_path / "p.db"
+    for port in ("99999", "65536", "-1"):
+        result = invoke("serve", "--db", db, "--port", port)
+        assert result.exit_code == 2, result.output
+        assert result.output == f"error: --port: expected 1-65535 (0: any free port), got {port}\n"
+    assert not db.exists() and seen == {}
+
+
+def test_serve_refuses_a_port_in_use_with_one_line(tmp_path, monkeypatch):
+    import socket
+
+    seen = no_server(monkeypatch)
+    with socket.create_server(("127.0.0.1", 0)) as taken:
+        port = taken.getsockname()[1]
+        result = invoke("serve", "--db", tmp_path / "p.db", "--port", port)
+    assert result.exit_code == 2, result.output
+    line = f"error: --port: 127.0.0.1:{port} is already in use (choose another --port)"
+    assert result.output.splitlines()[-1] == line and "Traceback" not in result.output
+    assert seen == {}
+
+
+def test_serve_on_port_0_serves_and_shows_the_port_it_picked(tmp_path, monkeypatch):
+    seen = no_server(monkeypatch)
+    result = invoke("serve", "--db", tmp_path / "p.db", "--port", 0)
+    assert result.exit_code == 0, result.output
+    assert 0 < seen["port"] <= 65535
+    assert f"annotator app on http://127.0.0.1:{seen['port']}/" in result.output
