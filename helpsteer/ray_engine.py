@@ -354,7 +354,9 @@ class RayEngine:
                     try:
                         results[index] = ray.get(ref)
                     except ray.exceptions.RayError as exc:
-                        raise PipelineError(f"{label}: bucket {index} failed: {exc}") from None
+                        cause = getattr(exc, "cause", None)
+                        why = cause if isinstance(cause, PipelineError) else exc
+                        raise PipelineError(f"{label}: bucket {index} failed: {why}") from None
                     first = first if first is not None else time.perf_counter() - started
                     bars.bucket_done()
                     if queue:

@@ -61,7 +61,14 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from helpsteer.conversation import Message
 from helpsteer.llm import ChatRequest, Completion
-from judge.llm_judge import TRUNCATED, JudgeError, PairItem, SingleItem, check_conversation
+from judge.llm_judge import (
+    TRUNCATED,
+    JudgeError,
+    PairItem,
+    SingleItem,
+    answered,
+    check_conversation,
+)
 from judge.pairwise import Order, first_order
 from judge.parsing import extract_json_object
 from judge.prompts import JudgePrompt, PromptError, load_fastchat, load_toml
@@ -509,7 +516,7 @@ class GenRMJudge:
 
     def score(self, items: Sequence[SingleItem], reporter: Any = None) -> list[GenRMJudgment]:
         requests = [self.request(item.conversation, [item.answer]) for item in items]
-        done = self.client.complete_batch(requests, reporter=reporter) if requests else []
+        done = answered(self.client, requests, reporter)
         out = []
         for item, completion in zip(items, done, strict=True):
             samples = self._samples(completion, 1)
@@ -525,7 +532,7 @@ class GenRMJudge:
                 shown = answers if order == "AB" else answers[::-1]
                 planned.append((item, order, self.request(item.conversation, shown)))
         requests = [request for _, _, request in planned]
-        done = self.client.complete_batch(requests, reporter=reporter) if requests else []
+        done = answered(self.client, requests, reporter)
         by_item: dict[str, list[tuple[Order, Completion]]] = {}
         for (item, order, _), completion in zip(planned, done, strict=True):
             by_item.setdefault(item.item_id, []).append((order, completion))

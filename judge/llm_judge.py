@@ -28,6 +28,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from helpsteer.conversation import Message
 from helpsteer.llm import ChatRequest, Completion
+from helpsteer.llm.client import no_answer
 from judge.pairwise import (
     Order,
     PairOutcome,
@@ -61,6 +62,16 @@ LOGPROB_MAX_TOKENS = 3
 
 class JudgeError(ValueError):
     """A judge configuration or an item that cannot be judged (shown without traceback)."""
+
+
+def answered(client: Any, requests: Sequence[ChatRequest], reporter: Any) -> list[Completion]:
+    """The batch's answers; JudgeError when the server answered none of them (down, or
+    failing every try): judgments of nothing would only fill rejected.jsonl."""
+    done = client.complete_batch(requests, reporter=reporter) if requests else []
+    failed = no_answer(done)
+    if failed:
+        raise JudgeError(failed)
+    return done
 
 
 def load_prompt(name: str, path: str | Path | None = None) -> JudgePrompt:
@@ -339,7 +350,7 @@ class PairwiseJudge:
     def judge(self, items: Sequence[PairItem], reporter: Any = None) -> list[PairJudgment]:
         planned = [self.requests(item) for item in items]
         flat = [request for pair in planned for _, request in pair]
-        done = self.client.complete_batch(flat, reporter=reporter) if flat else []
+        done = answered(self.client, flat, reporter)
         results = []
         for i, item in enumerate(items):
             by_order = {planned[i][k][0]: done[2 * i + k] for k in range(2)}
@@ -490,7 +501,7 @@ class SingleJudge:
 
     def judge(self, items: Sequence[SingleItem], reporter: Any = None) -> list[SingleJudgment]:
         requests = [self.request(item) for item in items]
-        done = self.client.complete_batch(requests, reporter=reporter) if requests else []
+        done = answered(self.client, requests, reporter)
         return [self._score(item, completion) for item, completion in zip(items, done, strict=True)]
 
     def _score(self, item: SingleItem, done: Completion) -> SingleJudgment:
@@ -556,7 +567,7 @@ class AttributeJudge:
 
     def judge(self, items: Sequence[SingleItem], reporter: Any = None) -> list[AttributeJudgment]:
         requests = [self.request(item) for item in items]
-        done = self.client.complete_batch(requests, reporter=reporter) if requests else []
+        done = answered(self.client, requests, reporter)
         out = []
         for item, completion in zip(items, done, strict=True):
             if completion.error is not None:

@@ -17,7 +17,8 @@ from pydantic import Field
 
 from helpsteer.conversation import ConversationError, Message, messages_to_flat
 from helpsteer.llm import ChatRequest, Completion, LLMConfig
-from helpsteer.pipeline import StageConfig, StageContext, Tables
+from helpsteer.llm.client import no_answer
+from helpsteer.pipeline import PipelineError, StageConfig, StageContext, Tables
 from synth.parsing import json_items, parse_list, parse_single
 from synth.templates import Template, load_templates
 
@@ -165,7 +166,11 @@ class Generator:
             return []
         client = client or self.client
         reporter = _RateReporter(self.ctx.reporter, client, f"{self.ctx.name}: {label}")
-        return client.complete_batch(requests, reporter=reporter)
+        done = client.complete_batch(requests, reporter=reporter)
+        failed = no_answer(done)
+        if failed:
+            raise PipelineError(f"{self.ctx.name}: {failed}")
+        return done
 
     def ask_lists(
         self, template: str, items: list[dict[str, Any]], n: int, label: str

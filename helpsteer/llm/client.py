@@ -325,6 +325,19 @@ class LLMClient:
         return self._loop
 
 
+def no_answer(results: Sequence[Completion]) -> str | None:
+    """A line saying so when every request of a batch failed and none by its own fault
+    (no permanent failure): the server was down or kept failing. A caller stops the run
+    then, since every row would only go to rejected.jsonl and the exit status would say
+    the run went well; the failures are not cached, so the next run asks again."""
+    if not results or any(r.error is None or r.permanent for r in results):
+        return None
+    return (
+        f"all {len(results)} LLM requests failed; is the server running and reachable? "
+        f"the first: {results[0].error}"
+    )
+
+
 def _add_usage(a: Usage, b: Usage) -> Usage:
     return Usage(
         prompt_tokens=a.prompt_tokens + b.prompt_tokens,

@@ -242,3 +242,20 @@ def test_local_model_two_questions(tmp_path, mt_bench_dir):
     assert doc["single"]["judgments"] == 4
     answers = (out / "model_answer" / "SmolLM2-135M-Instruct.jsonl").read_text()
     assert all(t for a in answers.splitlines() for t in json.loads(a)["choices"][0]["turns"])
+
+
+class _DownClient:
+    """Every request fails the way an unreachable server's do (transient, not recorded)."""
+
+    def complete_batch(self, requests, reporter=None):
+        from helpsteer.llm import Completion
+
+        return [Completion(error="gave up after 7 tries: connection failed") for _ in requests]
+
+
+def test_answers_from_a_server_that_is_down_are_an_error_not_a_score(mt_bench_dir):
+    from eval.common import EvalError
+
+    questions = mt.select(mt.load_bench(mt_bench_dir).questions, None, [81])
+    with pytest.raises(EvalError, match="all 1 LLM requests failed.*connection failed"):
+        mt.generate_answers(_DownClient(), questions, "m")

@@ -279,3 +279,31 @@ def test_logprob_judge_falls_back_to_the_reply_without_logprobs():
             [SingleItem("s", Q, "4")]
         )
     assert rated.score == 2.0
+
+
+class _Answers:
+    """A client whose answers are given: an error text, or None for a success."""
+
+    def __init__(self, errors, permanent=False):
+        self.errors, self.permanent = errors, permanent
+
+    def complete_batch(self, requests, reporter=None):
+        from helpsteer.llm import Completion
+
+        return [
+            Completion(error=e, permanent=self.permanent) if e else Completion(texts=["ok"])
+            for e in self.errors
+        ]
+
+
+def test_a_batch_the_server_answered_none_of_is_an_error():
+    from helpsteer.llm import ChatRequest
+    from judge.llm_judge import JudgeError, answered
+
+    requests = [ChatRequest(messages=[{"role": "user", "content": "q"}])] * 2
+    with pytest.raises(JudgeError, match="all 2 LLM requests failed.*refused"):
+        answered(_Answers(["refused", "refused"]), requests, None)
+    # one answer, or failures that are the requests' own (recorded), keep the batch
+    assert len(answered(_Answers(["refused", None]), requests, None)) == 2
+    assert len(answered(_Answers(["400 bad", "400 bad"], permanent=True), requests, None)) == 2
+    assert answered(_Answers([]), [], None) == []

@@ -115,3 +115,18 @@ def test_a_rejected_request_is_not_asked_again_unless_retry_failed(tmp_path, ser
     # the success replaced the record: a plain run after it keeps the row
     build(config, "--no-cache")
     assert sent(server, "Question 3?") == 2 and rejected_reasons(tmp_path) == []
+
+
+def test_a_server_that_is_down_stops_the_run_with_a_clear_error(tmp_path):
+    with FaultServer(responder=fake_llm) as down:
+        config = write_config(tmp_path, down)
+    close_shared()  # the server is gone: every request fails to connect
+    result = CliRunner().invoke(app, ["build-dataset", config, "--quiet"])
+    close_shared()
+    assert result.exit_code == 2, result.output
+    assert "synth.responses: all 30 LLM requests failed" in result.output
+    assert "connection" in result.output and "Traceback" not in result.output
+    # nothing was recorded as failed: with the server back, the same config runs through
+    with FaultServer(responder=fake_llm, port=down.port):
+        build(config)
+    assert pl.read_parquet(tmp_path / "out" / "preference" / "train.parquet").height > 0
