@@ -39,7 +39,9 @@ class Reporter:
 
     def __init__(self, quiet: bool = False, console: Console | None = None):
         self.quiet = quiet
-        self.console = console or Console(stderr=True)
+        # soft_wrap: a message is one line whatever the terminal's width, so logs keep
+        # full paths greppable (tables still fit the width).
+        self.console = console or Console(stderr=True, soft_wrap=True)
         self._progress: Progress | None = None
 
     @classmethod

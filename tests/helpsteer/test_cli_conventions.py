@@ -170,3 +170,17 @@ def test_the_entry_point_leaves_what_a_command_made_out_of_exit_s_collections(mo
         assert gc.get_freeze_count() > 0
     finally:
         gc.unfreeze()
+
+
+def test_a_long_warning_is_one_unwrapped_line(tmp_path):
+    from helpsteer.testing import raw_preferences
+
+    folder = tmp_path / ("a-very-long-folder-name-" * 6)
+    folder.mkdir()
+    (folder / "empty.jsonl").write_text("")
+    prefs = folder / "prefs.jsonl"
+    raw_preferences(20, 3, seed=2).write_ndjson(prefs)
+    args = ["--ratings", str(folder / "empty.jsonl"), "--preferences", str(prefs)]
+    result = runner.invoke(app, ["build-dataset", "-q", *args, "-o", str(tmp_path / "o")])
+    warnings = [x for x in result.stderr.splitlines() if x.startswith("warning:")]
+    assert warnings and all(str(folder / "empty.jsonl") in x for x in warnings), result.stderr
