@@ -87,6 +87,21 @@ def _prune(root: Path, keep_last: int) -> None:
         shutil.rmtree(path, ignore_errors=True)
 
 
+def read_state(path: Path) -> dict:
+    """The trainer state of a checkpoint (step, scheduler, fingerprint), without the weights."""
+    return torch.load(path / "trainer_state.pt", weights_only=False)
+
+
+def discard(root: Path) -> int:
+    """Remove every checkpoint under `root` (a fresh start); how many there were."""
+    if not root.is_dir():
+        return 0
+    found = [p for p in root.iterdir() if _STEP_DIR.match(p.name.removesuffix(".partial"))]
+    for path in found:
+        shutil.rmtree(path, ignore_errors=True)
+    return len(found)
+
+
 def load(path: Path, model, optimizer, rank: int) -> dict:
     """Restore model, optimizer and this rank's RNG; return the trainer state."""
     model_sd, optim_sd = get_state_dict(model, optimizer)
@@ -98,7 +113,7 @@ def load(path: Path, model, optimizer, rank: int) -> dict:
     rng_file = path / f"rng_{rank}.pt"
     if rng_file.exists():
         set_rng_state(torch.load(rng_file, weights_only=False))
-    return torch.load(path / "trainer_state.pt", weights_only=False)
+    return read_state(path)
 
 
 def full_model_state(model) -> dict:

@@ -37,7 +37,7 @@ def rm(
         None, "--master-addr", help="Host of node 0, the same on every node."
     ),
     master_port: int = typer.Option(29500, "--master-port", help="Rendezvous port on node 0."),
-    quiet: bool = typer.Option(False, "--quiet", help="No progress bar or summary."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar or summary."),
 ) -> None:
     """Train a reward model (regression, Bradley-Terry or the HelpSteer2-Preference recipe)."""
     from trainers.config import ConfigError, load_config

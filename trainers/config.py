@@ -51,7 +51,9 @@ class ModelGroup(_Group):
 class DataGroup(_Group):
     """Training data: a regression export or a Bradley-Terry (preference) export."""
 
-    train: str = Field(description="Parquet/JSONL file, `save_to_disk` folder or Hub dataset id.")
+    train: str = Field(
+        description="Parquet/JSONL/JSONL.gz file, `save_to_disk` folder or Hub dataset id."
+    )
     valid: str | None = Field(None, description="Validation data in the same forms.")
     split: str = Field("train", description="Split to read from a Hub/`load_dataset` source.")
     valid_split: str = "validation"
@@ -238,6 +240,8 @@ def _resolve_beside(cfg: TrainConfig, folder: Path) -> None:
     """Relative input paths are looked up beside the config file first, then as given."""
 
     def fix(value: str | None) -> str | None:
+        if value is not None and value.startswith("~"):
+            value = str(Path(value).expanduser())  # from_pretrained would not expand it
         if value is None or Path(value).is_absolute():
             return value
         beside = folder / value

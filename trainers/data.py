@@ -8,6 +8,7 @@ cannot be used is rejected with its source, line and reason; ties are counted, n
 
 from __future__ import annotations
 
+import io
 import json
 import math
 import random
@@ -65,22 +66,48 @@ class Samples:
 
 
 def _read_jsonl(path: Path) -> Rows:
-    out = Rows(str(path), [], [])
     with path.open(encoding="utf-8") as f:
-        for n, line in enumerate(f, start=1):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as exc:
-                out.rejects.append(Reject(str(path), n, f"not valid JSON: {exc.msg}"))
-                continue
-            if not isinstance(row, dict):
-                out.rejects.append(Reject(str(path), n, "a JSON Lines row must be an object"))
-                continue
-            out.rows.append(row)
-            out.lines.append(n)
+        return _parse_lines(f, str(path))
+
+
+def _read_jsonl_gz(path: Path) -> Rows:
+    """Gzipped JSON Lines, decompressed by the reader `hs build-dataset` uses."""
+    from helpsteer.io import UnreadableInput, _gunzip
+
+    try:
+        data, problem = _gunzip(path.read_bytes(), str(path))
+    except UnreadableInput as exc:
+        raise DataError(str(exc)) from None
+    if problem:
+        # Training on the rows before the damage would quietly drop the rest.
+        raise DataError(f"{path}: {problem}; replace the file (e.g. download it again)")
+    # Split as a text file is, so that line numbers match the uncompressed file's.
+    return _parse_lines(io.TextIOWrapper(io.BytesIO(data), encoding="utf-8"), str(path))
+
+
+def _parse_lines(lines, source: str) -> Rows:
+    out = Rows(source, [], [])
+    try:
+        for n, line in enumerate(lines, start=1):
+            _parse_line(line, n, out)
+    except UnicodeDecodeError as exc:
+        raise DataError(f"{source}: not UTF-8 text ({exc.reason})") from None
     return out
+
+
+def _parse_line(line: str, n: int, out: Rows) -> None:
+    if not line.strip():
+        return
+    try:
+        row = json.loads(line)
+    except json.JSONDecodeError as exc:
+        out.rejects.append(Reject(out.source, n, f"not valid JSON: {exc.msg}"))
+        return
+    if not isinstance(row, dict):
+        out.rejects.append(Reject(out.source, n, "a JSON Lines row must be an object"))
+        return
+    out.rows.append(row)
+    out.lines.append(n)
 
 
 def _from_table(source: str, rows: list[dict]) -> Rows:
@@ -88,13 +115,15 @@ def _from_table(source: str, rows: list[dict]) -> Rows:
 
 
 def read_rows(spec: str, split: str = "train") -> Rows:
-    """Rows from a Parquet/JSONL/JSON file, a `save_to_disk` folder, a parquet folder or a
-    Hub dataset id (through `datasets.load_dataset`)."""
+    """Rows from a Parquet/JSONL/JSONL.gz/JSON file, a `save_to_disk` folder, a folder of
+    such files or a Hub dataset id (through `datasets.load_dataset`)."""
     path = Path(spec)
     if path.is_file():
         suffix = "".join(path.suffixes[-2:]) if path.suffix == ".gz" else path.suffix
         if suffix in (".jsonl", ".json"):
             return _read_jsonl(path)
+        if suffix == ".jsonl.gz":
+            return _read_jsonl_gz(path)
         if suffix == ".parquet":
             import polars as pl
 
@@ -102,7 +131,9 @@ def read_rows(spec: str, split: str = "train") -> Rows:
                 return _from_table(str(path), pl.read_parquet(path).to_dicts())
             except Exception as exc:  # polars raises several unrelated types for bad files
                 raise DataError(f"{path}: cannot read Parquet: {exc}") from None
-        raise DataError(f"{path}: unknown file type {suffix!r} (use .parquet, .jsonl or .json)")
+        raise DataError(
+            f"{path}: unknown file type {suffix!r} (use .parquet, .jsonl, .json or .jsonl.gz)"
+        )
     if path.is_dir():
         if (path / "dataset_info.json").exists() or (path / "dataset_dict.json").exists():
             import datasets
@@ -113,9 +144,10 @@ def read_rows(spec: str, split: str = "train") -> Rows:
                     raise DataError(f"{path}: no split {split!r} (has {sorted(ds)})")
                 ds = ds[split]
             return _from_table(str(path), ds.to_list())
-        files = sorted(path.glob("*.parquet")) + sorted(path.glob("*.jsonl"))
+        files = [*sorted(path.glob("*.parquet")), *sorted(path.glob("*.jsonl"))]
+        files += sorted(path.glob("*.jsonl.gz"))
         if not files:
-            raise DataError(f"{path}: folder holds no .parquet or .jsonl files")
+            raise DataError(f"{path}: folder holds no .parquet, .jsonl or .jsonl.gz files")
         merged = Rows(str(path), [], [])
         for f in files:
             part = read_rows(str(f))

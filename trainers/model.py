@@ -21,10 +21,24 @@ class ModelError(ValueError):
     """A model or tokenizer that cannot be used for reward training."""
 
 
+def check_local(value: str, key: str) -> None:
+    """A value meant as a local folder must exist: transformers would take it for a Hub
+    id and answer with a message about repo id syntax."""
+    path = Path(value).expanduser()
+    explicit = value.startswith(("/", "./", "../", "~")) or value in (".", "..")
+    # "models/rm" whose "models" folder is here: a folder, even if a Hub id looks alike.
+    beside = len(path.parts) > 1 and path.parent.is_dir()
+    if (explicit or beside) and not path.exists():
+        raise ModelError(f"{key}: no such folder: {value}")
+
+
 def load_tokenizer(cfg: TrainConfig):
     from transformers import AutoTokenizer
 
+    check_local(cfg.model.name_or_path, "model.name_or_path")
+    key = "model.tokenizer" if cfg.model.tokenizer else "model.name_or_path"
     source = cfg.model.tokenizer or cfg.model.name_or_path
+    check_local(source, key)
     try:
         tok = AutoTokenizer.from_pretrained(source, trust_remote_code=cfg.model.trust_remote_code)
     except (OSError, ValueError) as exc:
@@ -76,6 +90,7 @@ def load_model(cfg: TrainConfig, tok, added_pad: bool) -> nn.Module:
         "trust_remote_code": cfg.model.trust_remote_code,
         _dtype_key(): torch.float32,  # master weights stay fp32; bf16 only for compute
     }
+    check_local(cfg.model.name_or_path, "model.name_or_path")
     attn = cfg.model.attn_implementation
     if attn and not (cfg.data.packing and attn in PACKED_ONLY_AT_SETUP):
         kwargs["attn_implementation"] = attn

@@ -29,7 +29,7 @@ from helpsteer.atomic import atomic_path, write_json, write_text
 from helpsteer.attributes import MISSING_LABEL
 from helpsteer.progress import Reporter
 from trainers import checkpoint as ckpt
-from trainers import packing
+from trainers import packing, provenance
 from trainers.config import ConfigError, TrainConfig, load_config
 from trainers.data import (
     DataError,
@@ -487,26 +487,68 @@ class Trainer:
 
     # checkpoints
 
-    def _trainer_state(self, step: int) -> dict:
-        return {"step": step, "scheduler": self.sched.state_dict(), "world": self.d.world}
+    def _trainer_state(self, step: int, finished: bool) -> dict:
+        return {
+            "step": step,
+            "scheduler": self.sched.state_dict(),
+            "world": self.d.world,
+            "fingerprint": self.fingerprint,
+            "finished": finished,
+        }
 
-    def save(self, step: int) -> Path:
+    def save(self, step: int, finished: bool = False) -> Path:
         return ckpt.save(
             self.out / "checkpoints",
             step,
             self.model,
             self.optim,
-            self._trainer_state(step),
+            self._trainer_state(step, finished),
             self.d.rank,
             self.cfg.checkpoint.keep_last,
         )
 
-    def resume(self) -> int:
+    def prior_checkpoint(self) -> tuple[Path, dict] | None:
+        """The checkpoint this run goes on from, checked against this config; None: fresh."""
+        root = self.out / "checkpoints"
         if not self.cfg.checkpoint.resume:
-            return 0
-        path = ckpt.latest(self.out / "checkpoints")
+            # Left in place, the earlier run's higher steps would outlive this run's
+            # checkpoints in the pruning, and a later resume would pick them up.
+            if self.d.main and (n := ckpt.discard(root)):
+                self.rep.note(f"checkpoint.resume = false: removed {n} earlier checkpoints")
+            return None
+        path = ckpt.latest(root)
         if path is None:
+            return None
+        state = ckpt.read_state(path)
+        self._check_same_training(path, state.get("fingerprint"))
+        return path, state
+
+    def _check_same_training(self, path: Path, recorded: dict | None) -> None:
+        if recorded is None:
+            self.rep.note(
+                f"{path} does not record its config (saved before checkpoints did): "
+                "resuming without checking that it matches"
+            )
+            return
+        diffs = provenance.differences(recorded, self.fingerprint)
+        if diffs:
+            raise ConfigError(
+                f"{path} was trained with a different config; resuming from it would "
+                f"mix two trainings. Differs (checkpoint -> now): {'; '.join(diffs)}. "
+                "To go on, use a new output_dir, or set checkpoint.resume = false "
+                "(--set checkpoint.resume=false) to train from scratch here: that deletes "
+                f"the checkpoints in {path.parent} and replaces {self.out / 'model'}"
+            )
+
+    def _already_trained(self, prior: tuple[Path, dict] | None) -> bool:
+        """The last run finished with this config and exported its model."""
+        done = (self.out / "model" / "config.json").exists()
+        return bool(prior and prior[1].get("finished") and done)
+
+    def resume(self, prior: tuple[Path, dict] | None) -> int:
+        if prior is None:
             return 0
+        path = prior[0]
         state = ckpt.load(path, self.model, self.optim, self.d.rank)
         self.sched.load_state_dict(state["scheduler"])
         self.rep.note(f"resumed from {path} (step {state['step']})")
@@ -515,8 +557,17 @@ class Trainer:
     # the loop
 
     def run(self) -> dict:
+        self.fingerprint = provenance.fingerprint(self.cfg)
+        prior = self.prior_checkpoint()
+        if self._already_trained(prior):
+            step = int(prior[1]["step"])
+            self.rep.note(
+                f"already trained: {self.out / 'model'} holds the model of this config "
+                f"(step {step}); nothing to do"
+            )
+            return {"step": step, "stopped": False, "already_trained": True}
         self.setup()
-        step = self.resumed_from = self.resume()
+        step = self.resumed_from = self.resume(prior)
         self.sink = (
             MetricsSink(self.out, self.cfg.logging.tensorboard, step) if self.d.main else None
         )
@@ -546,7 +597,7 @@ class Trainer:
             if self.valid:
                 last_valid = self.evaluate()
                 self._write("valid", step, last_valid)
-            self.save(step)
+            self.save(step, finished=True)
             self.export()
         if self.sink:
             self.sink.close()
@@ -722,13 +773,12 @@ def recipe_stages(cfg: TrainConfig) -> tuple[TrainConfig, TrainConfig]:
 
 def run_recipe(cfg: TrainConfig, d: Dist, rep: Reporter) -> dict:
     first, second = recipe_stages(cfg)
-    done = Path(first.output_dir) / "model" / "config.json"
-    stage1 = {"skipped": "already trained"} if done.exists() else None
-    if stage1 is None:
-        rep.note("recipe stage 1/2: regression on helpfulness")
-        stage1 = Trainer(first, d, rep).run()
-        if stage1["stopped"]:
-            return {**stage1, "stage": 1}
+    # Stage 1 too goes through the checkpoint check: a finished stage 1 with the same
+    # config is skipped there, one trained with another config is refused.
+    rep.note("recipe stage 1/2: regression on helpfulness")
+    stage1 = Trainer(first, d, rep).run()
+    if stage1["stopped"]:
+        return {**stage1, "stage": 1}
     rep.note("recipe stage 2/2: scaled Bradley-Terry from the regression model")
     stage2 = Trainer(second, d, rep).run()
     return {**stage2, "stage": 2, "stage1": stage1}
@@ -740,7 +790,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="trainers.train_rm", description=__doc__)
     parser.add_argument("config")
     parser.add_argument("--set", dest="overrides", action="append", default=[])
-    parser.add_argument("--quiet", action="store_true")
+    parser.add_argument("-q", "--quiet", action="store_true")
     args = parser.parse_args(argv)
     try:
         cfg = load_config(args.config, args.overrides)
@@ -760,7 +810,9 @@ def print_summary(cfg: TrainConfig, summary: dict) -> None:
     from rich.console import Console
     from rich.table import Table
 
-    console = Console(stderr=True)
+    console = Console(stderr=True, soft_wrap=True)
+    if summary.get("already_trained"):
+        return  # said by the trainer's note, with the model's folder
     if summary.get("stopped"):
         console.print(
             f"stopped after step {summary['step']} as configured "

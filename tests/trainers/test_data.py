@@ -168,3 +168,42 @@ def test_pad_batch_sides():
     assert ids == [[5, 6, 7], [0, 0, 8]] and mask == [[1, 1, 1], [0, 0, 1]]
     ids, mask = pad_batch([[5, 6, 7], [8]], pad_id=0, side="right")
     assert ids == [[5, 6, 7], [8, 0, 0]] and mask == [[1, 1, 1], [1, 0, 0]]
+
+
+def test_read_rows_gzipped_jsonl_gives_the_rows_and_lines_of_the_plain_file(tmp_path):
+    import gzip
+
+    plain = write_jsonl(tmp_path / "d.jsonl", bt_rows(3))
+    with plain.open("a", encoding="utf-8") as f:
+        f.write('\n{"text": "line\u2028separator inside a string"}\n{nope\n')
+    packed = tmp_path / "d.jsonl.gz"
+    packed.write_bytes(gzip.compress(plain.read_bytes()))
+    want, got = read_rows(str(plain)), read_rows(str(packed))
+    assert got.rows == want.rows and got.lines == want.lines == [1, 2, 3, 5]
+    assert [(r.line, r.reason[:14]) for r in got.rejects] == [(6, "not valid JSON")]
+    assert got.source == str(packed)
+    (tmp_path / "folder").mkdir()
+    packed.rename(tmp_path / "folder" / "d.jsonl.gz")
+    assert read_rows(str(tmp_path / "folder")).rows == want.rows
+
+
+@pytest.mark.parametrize(
+    ("data", "message"),
+    [
+        (b"not gzip at all", "not a gzip file"),
+        ("truncated", "truncated gzip file.*replace the file"),
+        ("latin-1", "not UTF-8 text"),
+    ],
+)
+def test_read_rows_damaged_gzip_is_a_clear_error(tmp_path, data, message):
+    import gzip
+
+    whole = gzip.compress(b'{"chosen": "a", "rejected": "b"}\n' * 400)
+    if data == "truncated":  # rows before the damage are readable: still refused
+        data = whole[: len(whole) // 2]
+    elif data == "latin-1":
+        data = gzip.compress('{"chosen": "caf\u00e9", "rejected": "b"}\n'.encode("latin-1"))
+    path = tmp_path / "d.jsonl.gz"
+    path.write_bytes(data)
+    with pytest.raises(DataError, match=f"{path}: {message}"):
+        read_rows(str(path))
