@@ -295,6 +295,23 @@ RESULT_TABLES = (
 """The tables a pipeline exists to produce; a run with none of them non-empty failed."""
 
 
+def _refuse_to_replace_a_readme(config: BuildConfig, out: Path) -> None:
+    """The card stage writes OUT/README.md: refuse, before any work, when that file is
+    not a card of ours (`--out .` in a project folder would replace its README)."""
+    from helpsteer.card import BUILT_BY
+
+    readme = out / "README.md"
+    if not readme.is_file() or not any(e.uses == "card" for e in config.stages):
+        return
+    with open(readme, encoding="utf-8", errors="replace") as handle:
+        if BUILT_BY in handle.read(1 << 20):
+            return
+    raise PipelineError(
+        f"{readme}: not a dataset card written by hs build-dataset, and the card stage "
+        "would replace it; give a new or empty output folder (--out)"
+    )
+
+
 def run_build(
     config: BuildConfig,
     reporter: Reporter,
@@ -314,6 +331,7 @@ def run_build(
     if shard is not None:
         out = shard_folder(out, shard.label)
         stages = stages[: cut + 1]
+    _refuse_to_replace_a_readme(config, out)
     out.mkdir(parents=True, exist_ok=True)
     cache_dir = Path(config.cache_dir) if config.cache_dir else out / ".cache"
     if not use_cache:

@@ -359,3 +359,19 @@ def test_hs_sets_the_allocator_before_polars_loads_unless_the_user_did(given, ex
     )
     assert probe.returncode == 0, probe.stderr
     assert probe.stdout.splitlines()[0] == f"at polars import: {expected or JEMALLOC_SETTINGS}"
+
+
+def test_a_readme_that_is_not_our_card_is_never_replaced(tmp_path):
+    r, _ = _inputs(tmp_path)
+    out = tmp_path / "project"
+    out.mkdir()
+    (out / "README.md").write_text("# my project\n")
+    result = _build("--ratings", r, "--out", out)
+    assert (
+        result.exit_code == 2 and "not a dataset card written by hs build-dataset" in result.output
+    )
+    assert (out / "README.md").read_text() == "# my project\n"
+    assert not (out / "ratings").exists()  # refused before any work
+    (out / "README.md").unlink()
+    assert _build("--ratings", r, "--out", out).exit_code == 0
+    assert _build("--ratings", r, "--out", out).exit_code == 0  # our own card: replaced
