@@ -524,20 +524,24 @@ def build_dataset_command(
 
 
 def output_files(
-    out: Path, skip: tuple[str, ...] = ("shards",), folders: tuple[str, ...] = ("datasets",)
+    out: Path,
+    skip: tuple[str, ...] = ("shards",),
+    folders: tuple[str, ...] = ("datasets",),
+    stale: frozenset[str] = frozenset(),
 ) -> list[str]:
     """A run's outputs: every file under `out` except dot-files (caches) and the top-level
     folders in `skip`; under each of `folders`, its subfolders (a `datasets/NAME` folder is
-    what `load_from_disk` opens) instead of the files inside them."""
+    what `load_from_disk` opens) instead of the files inside them. `stale`: export formats
+    an earlier run left there, listed neither as folders nor under `folders`."""
     found: list[str] = []
     if not out.is_dir():
         return found
     for path in sorted(out.rglob("*")):
         parts = path.relative_to(out).parts
-        if any(p.startswith(".") for p in parts) or parts[0] in skip:
+        if any(p.startswith(".") for p in parts) or parts[0] in skip or parts[0] in stale:
             continue
         if parts[0] in folders:
-            if len(parts) == 2 and path.is_dir():
+            if len(parts) == 2 and path.is_dir() and parts[1] not in stale:
                 found.append(str(path))
             continue
         if path.is_file():
@@ -545,9 +549,19 @@ def output_files(
     return found
 
 
+def _stale_formats(document: dict) -> frozenset[str]:
+    """Export formats this run did not write (an earlier run's may sit in the folder)."""
+    from helpsteer.exports import ALL_FORMATS
+
+    for stage in document.get("stages", []):
+        if stage.get("uses") == "export" and "files" in (stage.get("info") or {}):
+            return frozenset(ALL_FORMATS) - set(stage["info"]["files"])
+    return frozenset()
+
+
 def print_outputs(out: Path, document: dict, code: int, as_json: bool) -> None:
     """stdout is for other programs: plain paths one per line, never wrapped, or JSON."""
-    files = output_files(out)
+    files = output_files(out, stale=_stale_formats(document))
     if as_json:
         summary = {
             "out": str(out),

@@ -17,12 +17,17 @@ DEFAULT_CONFIGS = ("ratings", "preference", "hs3_preference")
 nvidia/HelpSteer2's default config does."""
 
 
-def _front_matter(out_dir: Path) -> str:
-    """Hub `configs` so that `load_dataset(folder, name=...)` finds each export."""
+def _front_matter(out_dir: Path, exported: set[str] | None, warn) -> str:
+    """Hub `configs` so that `load_dataset(folder, name=...)` finds each export: those this
+    run exported (`exported`; None: every export folder), not an earlier run's left in
+    the folder, which `load_dataset(folder)` would otherwise open."""
     found = {}
     for fmt_dir in sorted(p for p in out_dir.iterdir() if p.is_dir() and p.name != "datasets"):
         if files := sorted(fmt_dir.glob("*.parquet")):
-            found[fmt_dir.name] = files
+            if exported is None or fmt_dir.name in exported:
+                found[fmt_dir.name] = files
+            else:
+                warn(f"{fmt_dir}: left by an earlier run, not written by this one; not in the card")
     default = next((name for name in DEFAULT_CONFIGS if name in found), None)
     lines = ["---", "configs:"]
     for name, files in found.items():
@@ -32,6 +37,11 @@ def _front_matter(out_dir: Path) -> str:
         lines += ["  data_files:"]
         lines += [f"  - split: {f.stem}\n    path: {name}/{f.name}" for f in files]
     return "\n".join([*lines, "---", ""])
+
+
+def _exported(run_info: dict) -> set[str] | None:
+    files = run_info.get("export", {}).get("files")
+    return None if files is None else set(files)
 
 
 def _table(header: list[str], rows: list[list]) -> str:
@@ -323,7 +333,7 @@ def write_card(ctx: StageContext, tables: Tables, cfg) -> None:
     ]
     has_rows = _has_rows(tables)
     sections = [
-        _front_matter(ctx.out_dir),
+        _front_matter(ctx.out_dir, _exported(ctx.run_info), ctx.reporter.warn),
         f"# {cfg.title}\n",
         f"{BUILT_BY} {_provenance(ctx.run_info, inputs)}".rstrip() + "\n",
         *_section("How it was made", _how_made(ctx.run_info)),

@@ -375,3 +375,21 @@ def test_a_readme_that_is_not_our_card_is_never_replaced(tmp_path):
     (out / "README.md").unlink()
     assert _build("--ratings", r, "--out", out).exit_code == 0
     assert _build("--ratings", r, "--out", out).exit_code == 0  # our own card: replaced
+
+
+def test_exports_an_earlier_run_left_are_neither_in_the_card_nor_listed(tmp_path):
+    r, p = _inputs(tmp_path)
+    out = tmp_path / "o"
+    assert _build("--ratings", r, "--preferences", p, "--out", out).exit_code == 0
+    again = runner.invoke(
+        app,
+        ["build-dataset", "--preferences", str(p), "--out", str(out), "--set",
+         'export.formats=["bt"]'],
+    )  # fmt: skip
+    assert again.exit_code == 0, again.output
+    card = (out / "README.md").read_text().split("\n---\n")[0]
+    assert "config_name: bt" in card and "config_name: ratings" not in card
+    assert f"warning: {out / 'ratings'}: left by an earlier run" in again.stderr
+    listed = again.stdout.splitlines()
+    assert str(out / "bt" / "train.parquet") in listed and str(out / "datasets" / "bt") in listed
+    assert not [x for x in listed if "ratings" in x or "dpo" in x]
