@@ -53,7 +53,7 @@ def _command(short: str):
         import synth.stages  # noqa: F401  (registers the stages)
         from helpsteer.pipeline import PipelineError
         from helpsteer.progress import Reporter
-        from synth.runner import print_outputs, print_summary, run_stage
+        from synth.runner import print_outputs, print_summary, produced_nothing, run_stage
 
         reporter = Reporter.for_cli(quiet=quiet)
         try:
@@ -68,6 +68,11 @@ def _command(short: str):
             raise typer.Exit(130) from None
         print_summary(reporter, manifest, out)
         print_outputs(manifest, as_json)
+        if produced_nothing(manifest):
+            reporter.console.print(
+                f"[red]error:[/red] no usable rows came out; see {out / 'rejected.jsonl'}"
+            )
+            raise typer.Exit(1)
 
     command.__doc__ = (
         f"{STAGES[short]}\n\nWrites the stage's tables (.jsonl and .parquet), rejected.jsonl "

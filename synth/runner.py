@@ -115,6 +115,13 @@ def run_stage(
     return manifest
 
 
+def produced_nothing(manifest: dict[str, Any]) -> bool:
+    """The stage wrote tables and every one is empty (the exit status says the run failed,
+    as `hs build-dataset`'s does)."""
+    tables = [n for n in manifest["counts"] if n != "rejected"]
+    return bool(tables) and all(manifest["counts"][n] == 0 for n in tables)
+
+
 def print_summary(reporter: Reporter, manifest: dict[str, Any], out: Path) -> None:
     table = Table(title=f"{manifest['tool']} → {out}", show_edge=False)
     table.add_column("what")

@@ -133,3 +133,15 @@ def test_example_config_plans():
     ]  # fmt: skip
     seeds = (EXAMPLES / "data" / "seed_prompts.jsonl").read_text().splitlines()
     assert len(seeds) == 20
+
+
+def test_a_stage_with_no_usable_rows_exits_1_and_says_where_to_look(tmp_path):
+    runner = CliRunner()
+    (tmp_path / "empty.jsonl").write_text("")
+    args = ["seed", "--set", f"path={json.dumps(str(tmp_path / 'empty.jsonl'))}", "-q"]
+    result = runner.invoke(app, [*args, "-o", str(tmp_path / "o")])
+    assert result.exit_code == 1, result.output
+    assert f"no usable rows came out; see {tmp_path / 'o' / 'rejected.jsonl'}" in result.output
+    write_jsonl(tmp_path / "one.jsonl", [{"prompt": "Hi?"}])
+    args = ["seed", "--set", f"path={json.dumps(str(tmp_path / 'one.jsonl'))}", "-q"]
+    assert runner.invoke(app, [*args, "-o", str(tmp_path / "o1")]).exit_code == 0
