@@ -21,7 +21,7 @@ from typing import Any
 
 import polars as pl
 
-from eval.common import EvalError, greedy_requests
+from eval.common import EvalError, answered, greedy_requests
 
 # The AEGIS taxonomy, in the order of its O-codes; descriptions are our own wording.
 TAXONOMY: dict[str, tuple[str, str]] = {
@@ -224,14 +224,14 @@ def run_aegis(
     with llm_clients([model_cfg, judge_cfg], engine, cache) as open_client:
         client = open_client(model_cfg)
         requests = greedy_requests((p["text"] for p in prompts), max_tokens)
-        responses = client.complete_batch(requests, reporter=reporter)
+        responses = answered(client, requests, reporter)
         judge_client = client if judge_cfg == model_cfg else open_client(judge_cfg)
         judge_requests = greedy_requests(
             (judge_prompt(p["text"], r.text) for p, r in zip(prompts, responses, strict=True)),
             judge_tokens,
             seed=None,
         )
-        verdicts = judge_client.complete_batch(judge_requests, reporter=reporter)
+        verdicts = answered(judge_client, judge_requests, reporter)
     rows = []
     for p, response, verdict in zip(prompts, responses, verdicts, strict=True):
         parsed = (

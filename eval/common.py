@@ -191,6 +191,18 @@ def require(row: dict[str, Any], field: str, kind: type | tuple[type, ...], wher
     return value
 
 
+def answered(client: Any, requests: list[ChatRequest], reporter: Any = None) -> list:
+    """The batch's answers; EvalError when the server answered none of them (down, or
+    failing every try): a score over nothing but errors is not a result."""
+    from helpsteer.llm.client import no_answer
+
+    done = client.complete_batch(requests, reporter=reporter)
+    failed = no_answer(done)
+    if failed:
+        raise EvalError(failed)
+    return done
+
+
 def greedy_requests(
     user_texts: Iterable[str], max_tokens: int, seed: int | None = 0
 ) -> list[ChatRequest]:

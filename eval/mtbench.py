@@ -18,9 +18,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from eval.common import EvalError, read_jsonl, require
+from eval.common import EvalError, answered, read_jsonl, require
 from helpsteer.llm import ChatRequest
-from helpsteer.llm.client import no_answer
 from judge.parsing import fastchat_pair_winner, fastchat_rating
 from judge.prompts import JudgePrompt, PromptError, load_fastchat
 
@@ -163,10 +162,7 @@ def generate_answers(
                     seed=seed,
                 )
             )
-        done = client.complete_batch(requests, reporter=reporter)
-        failed = no_answer(done)
-        if failed:
-            raise EvalError(failed)
+        done = answered(client, requests, reporter)
         for q, completion in zip(active, done, strict=True):
             text = ERROR_OUTPUT if completion.error else completion.text.strip()
             answers[q.question_id].append(text)

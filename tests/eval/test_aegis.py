@@ -156,3 +156,20 @@ def test_local_model_on_fixtures(tmp_path):
     doc = json.loads((out / "results.json").read_text())
     assert doc["total"] == 5
     assert doc["malformed"] + doc["overall"]["n"] == 5
+
+
+def test_a_server_that_is_down_is_an_error_not_a_rate(tmp_path):
+    from helpsteer.llm.testing import FaultServer
+
+    with FaultServer() as gone:
+        url = gone.url  # closed on leaving: nothing listens there any more
+    model = tmp_path / "model.toml"
+    model.write_text(
+        f'[llm]\nbackend = "openai"\nmodel = "m"\nbase_urls = ["{url}"]\nmax_retries = 0\n'
+    )
+    data = write_aegis(tmp_path / "aegis.jsonl")
+    args = ["eval", "aegis", "--data", str(data), "--out", str(tmp_path / "o"), "--quiet"]
+    result = runner.invoke(app, [*args, "--model", str(model)])
+    assert result.exit_code == 2, result.output
+    assert "all 5 LLM requests failed" in result.output and "Traceback" not in result.output
+    assert not (tmp_path / "o" / "results.json").exists()
