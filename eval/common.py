@@ -192,15 +192,11 @@ def require(row: dict[str, Any], field: str, kind: type | tuple[type, ...], wher
 
 
 def answered(client: Any, requests: list[ChatRequest], reporter: Any = None) -> list:
-    """The batch's answers; EvalError when the server answered none of them (down, or
-    failing every try): a score over nothing but errors is not a result."""
-    from helpsteer.llm.client import no_answer
+    """The batch's answers; EvalError when the server answered none of them: a score over
+    nothing but errors is not a result."""
+    from helpsteer.llm.client import answered as llm_answered
 
-    done = client.complete_batch(requests, reporter=reporter)
-    failed = no_answer(done)
-    if failed:
-        raise EvalError(failed)
-    return done
+    return llm_answered(client, requests, reporter, EvalError)
 
 
 def greedy_requests(

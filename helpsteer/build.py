@@ -254,7 +254,7 @@ def manifest(config: BuildConfig, result: PipelineResult, side: dict, seconds: f
                 # The stage's own coercion: a lone path string is one input, not one per
                 # character (the "/" of "data/x.jsonl" was hashed as the whole disk).
                 for item in as_input_specs(extra.get(role)):
-                    path = item["path"] if isinstance(item, dict) else item.path
+                    path = item["path"]
                     inputs.append({"role": role, "path": path, "sha256": file_fingerprint(path)})
     return {
         "tool": "hs build-dataset",

@@ -96,20 +96,20 @@ def read_table(
         return _read_folder(path, source, hub)
     if path.is_file():
         return _read_file(path, source)
-    if _looks_like_hub_id(source):
+    if _is_hub_id(source):
         return _read_hub(source, source, hub)
-    if re.fullmatch(r"[\w.-]+/[\w.-]+", source):  # a local path that only looks like an id
-        raise InputError(f"{source}: no such file or folder")
-    raise InputError(f"{source}: no such file or folder, and not a Hub dataset id (owner/name)")
+    hint = "" if _OWNER_NAME.fullmatch(source) else ", and not a Hub dataset id (owner/name)"
+    raise InputError(f"{source}: no such file or folder{hint}")
 
 
+_OWNER_NAME = re.compile(r"[\w.-]+/[\w.-]+")
 DATA_SUFFIXES = (".jsonl", ".ndjson", ".json", ".gz", ".parquet", ".csv", ".tsv", ".arrow")
 
 
-def _looks_like_hub_id(source: str) -> bool:
+def _is_hub_id(source: str) -> bool:
     """owner/name, but not ./x, ../x or a data file's name: a mistyped local path would
     otherwise wait through the Hub client's retries (25 s offline) before its error."""
-    if not re.fullmatch(r"[\w.-]+/[\w.-]+", source):
+    if not _OWNER_NAME.fullmatch(source):
         return False
     owner, name = source.split("/")
     return owner not in (".", "..") and not name.lower().endswith(DATA_SUFFIXES)
@@ -144,7 +144,7 @@ def _read_json_file(path: Path, source: str, name: str) -> ReadResult:
     data = path.read_bytes()
     warnings = []
     if name.endswith(".gz"):
-        data, problem = _gunzip(data, source)
+        data, problem = gunzip(data, source)
         if problem:
             warnings.append(f"{source}: {problem}; kept the rows before that point")
     if not data.strip():
@@ -159,7 +159,7 @@ def _read_json_file(path: Path, source: str, name: str) -> ReadResult:
 GZIP_MAGIC = b"\x1f\x8b"
 
 
-def _gunzip(data: bytes, source: str, block: int = 1 << 20) -> tuple[bytes, str | None]:
+def gunzip(data: bytes, source: str, block: int = 1 << 20) -> tuple[bytes, str | None]:
     """Decompress every gzip member; (bytes, why the data stopped early, or None).
 
     Fed in blocks, so a truncated or damaged file still gives what came before the

@@ -28,7 +28,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from helpsteer.conversation import Message
 from helpsteer.llm import ChatRequest, Completion
-from helpsteer.llm.client import no_answer
+from helpsteer.llm.client import answered as llm_answered
 from judge.pairwise import (
     Order,
     PairOutcome,
@@ -65,13 +65,8 @@ class JudgeError(ValueError):
 
 
 def answered(client: Any, requests: Sequence[ChatRequest], reporter: Any) -> list[Completion]:
-    """The batch's answers; JudgeError when the server answered none of them (down, or
-    failing every try): judgments of nothing would only fill rejected.jsonl."""
-    done = client.complete_batch(requests, reporter=reporter) if requests else []
-    failed = no_answer(done)
-    if failed:
-        raise JudgeError(failed)
-    return done
+    """The batch's answers; JudgeError when the server answered none of them."""
+    return llm_answered(client, requests, reporter, JudgeError)
 
 
 def load_prompt(name: str, path: str | Path | None = None) -> JudgePrompt:

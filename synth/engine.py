@@ -17,7 +17,7 @@ from pydantic import Field
 
 from helpsteer.conversation import ConversationError, Message, messages_to_flat
 from helpsteer.llm import ChatRequest, Completion, LLMConfig
-from helpsteer.llm.client import no_answer
+from helpsteer.llm.client import answered
 from helpsteer.pipeline import PipelineError, StageConfig, StageContext, Tables
 from synth.parsing import json_items, parse_list, parse_single
 from synth.templates import Template, load_templates
@@ -166,11 +166,7 @@ class Generator:
             return []
         client = client or self.client
         reporter = _RateReporter(self.ctx.reporter, client, f"{self.ctx.name}: {label}")
-        done = client.complete_batch(requests, reporter=reporter)
-        failed = no_answer(done)
-        if failed:
-            raise PipelineError(f"{self.ctx.name}: {failed}")
-        return done
+        return answered(client, requests, reporter, PipelineError, f"{self.ctx.name}: ")
 
     def ask_lists(
         self, template: str, items: list[dict[str, Any]], n: int, label: str

@@ -72,10 +72,10 @@ def _read_jsonl(path: Path) -> Rows:
 
 def _read_jsonl_gz(path: Path) -> Rows:
     """Gzipped JSON Lines, decompressed by the reader `hs build-dataset` uses."""
-    from helpsteer.io import UnreadableInput, _gunzip
+    from helpsteer.io import UnreadableInput, gunzip
 
     try:
-        data, problem = _gunzip(path.read_bytes(), str(path))
+        data, problem = gunzip(path.read_bytes(), str(path))
     except UnreadableInput as exc:
         raise DataError(str(exc)) from None
     if problem:

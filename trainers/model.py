@@ -36,9 +36,9 @@ def load_tokenizer(cfg: TrainConfig):
     from transformers import AutoTokenizer
 
     check_local(cfg.model.name_or_path, "model.name_or_path")
-    key = "model.tokenizer" if cfg.model.tokenizer else "model.name_or_path"
+    if cfg.model.tokenizer:
+        check_local(cfg.model.tokenizer, "model.tokenizer")
     source = cfg.model.tokenizer or cfg.model.name_or_path
-    check_local(source, key)
     try:
         tok = AutoTokenizer.from_pretrained(source, trust_remote_code=cfg.model.trust_remote_code)
     except (OSError, ValueError) as exc:
@@ -90,7 +90,6 @@ def load_model(cfg: TrainConfig, tok, added_pad: bool) -> nn.Module:
         "trust_remote_code": cfg.model.trust_remote_code,
         _dtype_key(): torch.float32,  # master weights stay fp32; bf16 only for compute
     }
-    check_local(cfg.model.name_or_path, "model.name_or_path")
     attn = cfg.model.attn_implementation
     if attn and not (cfg.data.packing and attn in PACKED_ONLY_AT_SETUP):
         kwargs["attn_implementation"] = attn

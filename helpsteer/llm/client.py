@@ -325,17 +325,25 @@ class LLMClient:
         return self._loop
 
 
-def no_answer(results: Sequence[Completion]) -> str | None:
-    """A line saying so when every request of a batch failed and none by its own fault
-    (no permanent failure): the server was down or kept failing. A caller stops the run
-    then, since every row would only go to rejected.jsonl and the exit status would say
-    the run went well; the failures are not cached, so the next run asks again."""
-    if not results or any(r.error is None or r.permanent for r in results):
-        return None
-    return (
-        f"all {len(results)} LLM requests failed; is the server running and reachable? "
-        f"the first: {results[0].error}"
-    )
+def answered(
+    client: Any,
+    requests: Sequence[ChatRequest],
+    reporter: Reporter | None,
+    error: type[Exception],
+    prefix: str = "",
+) -> list[Completion]:
+    """`client.complete_batch(requests)`, raising `error` (the caller's user-facing kind)
+    when every request failed and none by its own fault (no permanent failure): the
+    server was down or kept failing. Such a run has nothing to keep, every row would only
+    go to rejected.jsonl and the exit status would say it went well; the failures are not
+    cached, so the next run asks again."""
+    done = client.complete_batch(requests, reporter=reporter) if requests else []
+    if done and all(r.error is not None and not r.permanent for r in done):
+        raise error(
+            f"{prefix}all {len(done)} LLM requests failed; is the server running and "
+            f"reachable? the first: {done[0].error}"
+        )
+    return done
 
 
 def _add_usage(a: Usage, b: Usage) -> Usage:
